@@ -1,0 +1,14 @@
+//! The pure domain of mlctl: the spec model and its parsing with located diagnostics,
+//! validation, quantities, templating and `when` expressions, the scheduler state machine,
+//! the DAG and the autoscaling math.
+//!
+//! Nothing here does I/O, reads the clock or spawns anything: time is a parameter, and
+//! adapters (`mlctl-local`, `mlctl-serve`, `mlctl-cluster`) feed events in and carry
+//! decisions out.
+#![warn(missing_docs)]
+
+pub mod diag;
+pub mod path;
+pub mod quantity;
+pub mod scalar;
+pub mod yaml;
