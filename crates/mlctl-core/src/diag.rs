@@ -79,7 +79,12 @@ impl Diagnostic {
     }
 
     /// A new finding.
-    pub fn new(severity: Severity, code: &str, path: FieldPath, message: impl Into<String>) -> Self {
+    pub fn new(
+        severity: Severity,
+        code: &str,
+        path: FieldPath,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             severity,
             code: code.to_string(),

@@ -144,7 +144,9 @@ impl FromStr for Quantity {
         let mantissa: i128 = if digits.is_empty() {
             0
         } else {
-            digits.parse().map_err(|_| err("it must start with a number"))?
+            digits
+                .parse()
+                .map_err(|_| err("it must start with a number"))?
         };
         let (binary_shift, exp10): (u32, i64) = match suffix {
             "" => (0, 0),
@@ -298,8 +300,13 @@ mod tests {
 
     #[test]
     fn rejects_what_kubernetes_rejects() {
-        for bad in ["", "Gi", "1GB", "1gi", "1.2.3", "abc", "1e", "1ee3", "--1", "1 Gi", "."] {
-            assert!(bad.parse::<Quantity>().is_err(), "{bad:?} should be rejected");
+        for bad in [
+            "", "Gi", "1GB", "1gi", "1.2.3", "abc", "1e", "1ee3", "--1", "1 Gi", ".",
+        ] {
+            assert!(
+                bad.parse::<Quantity>().is_err(),
+                "{bad:?} should be rejected"
+            );
         }
     }
 

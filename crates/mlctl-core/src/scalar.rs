@@ -84,9 +84,7 @@ impl FromStr for Duration {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
-        let bad = || {
-            format!("{text:?} is not a duration; write it as 30s, 5m, 1h30m or 500ms")
-        };
+        let bad = || format!("{text:?} is not a duration; write it as 30s, 5m, 1h30m or 500ms");
         let s = text.trim();
         if s.is_empty() {
             return Err(bad());
@@ -241,7 +239,10 @@ mod tests {
         for bad in ["", "s", "10x", "1h-3m", "abc", "1 h"] {
             assert!(bad.parse::<Duration>().is_err(), "{bad:?}");
         }
-        assert_eq!("5400s".parse::<Duration>().expect("valid").to_string(), "1h30m");
+        assert_eq!(
+            "5400s".parse::<Duration>().expect("valid").to_string(),
+            "1h30m"
+        );
         assert_eq!("0".parse::<Duration>().expect("valid").to_string(), "0s");
     }
 

@@ -391,7 +391,13 @@ mod tests {
     fn positions_of_keys_and_values() {
         let n = parse_one("spec:\n  steps:\n    - name: a\n      run: [x, y]\n");
         let path = FieldPath::parse("spec.steps[0].run[1]");
-        assert_eq!(n.locate(&path), Pos { line: 4, column: 16 });
+        assert_eq!(
+            n.locate(&path),
+            Pos {
+                line: 4,
+                column: 16
+            }
+        );
         assert_eq!(
             n.locate(&FieldPath::parse("spec.steps[0].run")),
             Pos { line: 4, column: 7 }
@@ -405,8 +411,8 @@ mod tests {
 
     #[test]
     fn multiple_documents_skip_empty_ones() {
-        let docs = parse_documents("---\n# only a comment\n---\na: 1\n---\nb: 2\n---\n")
-            .expect("parses");
+        let docs =
+            parse_documents("---\n# only a comment\n---\na: 1\n---\nb: 2\n---\n").expect("parses");
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[1].pos.line, 6);
     }

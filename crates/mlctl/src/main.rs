@@ -1,1 +1,10 @@
-fn main() {}
+//! The `mlctl` command: parses the command line and hands over to one command.
+
+mod cli;
+mod cmd;
+mod exit;
+mod inputs;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

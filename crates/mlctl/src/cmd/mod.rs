@@ -1,0 +1,4 @@
+//! One module per command: each has `Args` (its flags) and `run`.
+
+pub mod completion;
+pub mod version;

@@ -1,0 +1,32 @@
+//! `mlctl version`: the version, and which optional features this build has.
+
+use crate::exit::{self, Outcome};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Text)]
+    output: Format,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+pub fn run(args: &Args) -> Outcome {
+    let version = env!("CARGO_PKG_VERSION");
+    let spec = "mlctl.dev/v1alpha1";
+    match args.output {
+        Format::Text => {
+            println!("mlctl {version}");
+            println!("spec: {spec}");
+        }
+        Format::Json => println!(
+            "{}",
+            serde_json::json!({"version": version, "specApiVersion": spec})
+        ),
+    }
+    Ok(exit::OK)
+}
