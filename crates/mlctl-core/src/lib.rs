@@ -7,8 +7,13 @@
 //! decisions out.
 #![warn(missing_docs)]
 
+pub mod de;
 pub mod diag;
+pub mod names;
 pub mod path;
 pub mod quantity;
 pub mod scalar;
+pub mod spec;
+pub mod template;
+pub mod validate;
 pub mod yaml;

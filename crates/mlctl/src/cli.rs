@@ -36,6 +36,10 @@ pub struct Globals {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Parse and check specs; report every problem with its location.
+    Validate(cmd::validate::Args),
+    /// Print the JSON Schema of mlctl specs (for editors).
+    Schema(cmd::schema::Args),
     /// Print mlctl's version and build information.
     Version(cmd::version::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -56,6 +60,8 @@ pub fn main() -> ExitCode {
     };
     init_logging(&cli.globals);
     let outcome = match cli.command {
+        Command::Validate(args) => cmd::validate::run(&args),
+        Command::Schema(args) => cmd::schema::run(&args),
         Command::Version(args) => cmd::version::run(&args),
         Command::Completion(args) => cmd::completion::run(&args),
     };

@@ -1,0 +1,15 @@
+//! `mlctl schema`: the JSON Schema of mlctl specs, for editors and CI.
+
+use crate::exit::{self, Outcome};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: &Args) -> Outcome {
+    let schema = mlctl_core::spec::json_schema();
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&schema).unwrap_or_default()
+    );
+    Ok(exit::OK)
+}
