@@ -147,7 +147,7 @@ impl fmt::Display for DeError {
                 write!(f, "expected {expected}, found {found}")
             }
             DeErrorKind::InvalidValue { found, expected } => {
-                write!(f, "invalid value {found}: expected {expected}")
+                write!(f, "expected {expected}, found {found}")
             }
             DeErrorKind::UnknownVariant { variant, expected } => write!(
                 f,
@@ -180,7 +180,8 @@ impl std::error::Error for DeError {}
 fn expected_text(exp: &dyn de::Expected) -> String {
     let text = exp.to_string();
     match text.as_str() {
-        "u8" | "u16" | "u32" | "u64" | "usize" => "a non-negative integer".into(),
+        "u16" => "an integer from 0 to 65535".into(),
+        "u8" | "u32" | "u64" | "usize" => "a non-negative integer".into(),
         "i8" | "i16" | "i32" | "i64" | "isize" => "an integer".into(),
         "f32" | "f64" => "a number".into(),
         "a boolean" | "a string" => text,

@@ -19,7 +19,7 @@ use crate::spec::job::JobSpec;
 use crate::spec::pipeline::PipelineSpec;
 use crate::spec::platform::{NamespaceSpec, Peer, PlatformSpec, ResourceBounds};
 use crate::spec::serving::{InferenceServiceSpec, Model, Probe, ScalingRules};
-use crate::spec::{Kind, Object, RawSpec, Spec};
+use crate::spec::{Kind, Object, RawSpec, SourceText, Spec};
 use crate::template::{self, Ref};
 
 /// Specs that passed validation: references resolve, the graph is acyclic, values are in
@@ -63,6 +63,20 @@ pub struct Report {
     pub spec: Option<ValidatedSpec>,
     /// Every finding (errors and warnings), sorted.
     pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Parses and validates source texts as one set: the findings of both stages, sorted.
+pub fn validate_sources(sources: &[SourceText<'_>]) -> Report {
+    let (raw, mut diagnostics) = crate::spec::parse(sources);
+    let report = validate(raw);
+    diagnostics.extend(report.diagnostics);
+    diag::sort(&mut diagnostics);
+    let spec = if diag::has_errors(&diagnostics) {
+        None
+    } else {
+        report.spec
+    };
+    Report { spec, diagnostics }
 }
 
 /// Validates `raw` as one set of documents (references may cross files).
@@ -1218,14 +1232,14 @@ impl Checker<'_> {
                 );
             }
         }
-        if let Some(b) = &s.batching {
-            if b.max_batch_size == 0 {
-                self.error(
-                    "invalid-value",
-                    path.key("batching").key("maxBatchSize"),
-                    "maxBatchSize must be at least 1",
-                );
-            }
+        if let Some(b) = &s.batching
+            && b.max_batch_size == 0
+        {
+            self.error(
+                "invalid-value",
+                path.key("batching").key("maxBatchSize"),
+                "maxBatchSize must be at least 1",
+            );
         }
         if s.max_concurrency == Some(0) {
             self.error(
@@ -1676,13 +1690,16 @@ fn find_cycles(p: &PipelineSpec) -> Vec<Vec<String>> {
     }
     let names: Vec<&str> = p.steps.keys().map(String::as_str).collect();
     let idx: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+    // a step that needs itself is reported as `self-dependency`, not as a cycle
     let edges: Vec<Vec<usize>> = p
         .steps
         .values()
-        .map(|s| {
+        .enumerate()
+        .map(|(i, s)| {
             s.needs
                 .iter()
                 .filter_map(|n| idx.get(n.as_str()).copied())
+                .filter(|&n| n != i)
                 .collect()
         })
         .collect();

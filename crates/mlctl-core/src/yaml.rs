@@ -88,6 +88,8 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct SyntaxError {
+    /// `duplicate-key` for a key repeated in a mapping, `yaml-syntax` otherwise.
+    pub code: &'static str,
     /// Where the parser stopped.
     pub pos: Pos,
     /// What it found, without the location.
@@ -111,7 +113,25 @@ fn syntax_error(err: serde_saphyr::Error) -> SyntaxError {
     let message = serde_saphyr::DefaultMessageFormatter
         .format_message(inner)
         .into_owned();
-    SyntaxError { pos, message }
+    // serde-saphyr's advice about its own options is not for our users
+    match message.strip_prefix("duplicate mapping key: ") {
+        Some(rest) => {
+            let key = rest
+                .split(", set DuplicateKeyPolicy")
+                .next()
+                .unwrap_or(rest);
+            SyntaxError {
+                code: "duplicate-key",
+                pos,
+                message: format!("duplicate key `{key}`: each key may appear once in a mapping"),
+            }
+        }
+        None => SyntaxError {
+            code: "yaml-syntax",
+            pos,
+            message,
+        },
+    }
 }
 
 impl Node {
@@ -421,7 +441,11 @@ mod tests {
     fn duplicate_keys_are_errors_with_location() {
         let err = parse_documents("a: 1\nb: 2\na: 3\n").expect_err("duplicate");
         assert_eq!(err.pos, Pos { line: 3, column: 1 });
-        assert!(err.message.contains("duplicate mapping key"), "{err}");
+        assert_eq!(err.code, "duplicate-key");
+        assert_eq!(
+            err.message,
+            "duplicate key `a`: each key may appear once in a mapping"
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Exit codes, documented once (README "Exit codes"), and the failure type every command
-//! returns.
+//! Exit codes, documented once (README "Exit codes"; constants are added here as commands
+//! use them), and the failure type every command returns.
 
 use std::fmt;
 use std::process::ExitCode;
@@ -12,12 +12,6 @@ pub const NEGATIVE: u8 = 1;
 pub const USAGE: u8 = 2;
 /// Bad input: a file that cannot be read or parsed at all.
 pub const BAD_INPUT: u8 = 3;
-/// The Kubernetes cluster could not be reached or refused a request.
-pub const CLUSTER: u8 = 4;
-/// The local runtime failed (state store, process spawning, ports).
-pub const LOCAL_RUNTIME: u8 = 5;
-/// Interrupted by Ctrl-C.
-pub const INTERRUPTED: u8 = 130;
 
 /// Why a command could not do its job: an exit code, the error chain and maybe a hint.
 pub struct Failure {

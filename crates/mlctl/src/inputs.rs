@@ -17,8 +17,6 @@ use crate::exit::Failure;
 pub struct SourceFile {
     /// How messages name it: the path as given (joined for directory entries), or `-`.
     pub name: String,
-    /// The directory that relative paths inside the file are resolved against.
-    pub dir: PathBuf,
     /// The text.
     pub text: String,
 }
@@ -68,7 +66,6 @@ pub fn read_all(paths: &[PathBuf], walk: WalkArgs) -> Result<Vec<SourceFile>, Fa
                 .map_err(Failure::bad_input)?;
             out.push(SourceFile {
                 name: "-".into(),
-                dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
                 text,
             });
             continue;
@@ -102,13 +99,8 @@ fn read_file(path: &Path) -> Result<SourceFile, Failure> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("failed to read {}", path.display()))
         .map_err(Failure::bad_input)?;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     Ok(SourceFile {
         name: path.display().to_string(),
-        dir,
         text,
     })
 }

@@ -215,8 +215,7 @@ pub fn parse(sources: &[SourceText<'_>]) -> (RawSpec, Vec<Diagnostic>) {
             Ok(docs) => docs,
             Err(e) => {
                 diags.push(
-                    Diagnostic::error("yaml-syntax", FieldPath::root(), e.message)
-                        .at(source.name, e.pos),
+                    Diagnostic::error(e.code, FieldPath::root(), e.message).at(source.name, e.pos),
                 );
                 continue;
             }
@@ -237,7 +236,7 @@ pub fn parse(sources: &[SourceText<'_>]) -> (RawSpec, Vec<Diagnostic>) {
                     if diag.object.is_none() {
                         diag.object = object_id(&tree);
                     }
-                    diags.push(diag);
+                    diags.push(*diag);
                 }
             }
         }
@@ -251,7 +250,7 @@ fn object_id(tree: &Node) -> Option<String> {
     Some(format!("{kind}/{name}"))
 }
 
-fn parse_object(tree: &Node) -> Result<(Metadata, Spec), Diagnostic> {
+fn parse_object(tree: &Node) -> Result<(Metadata, Spec), Box<Diagnostic>> {
     let root = FieldPath::root();
     let Value::Map(_) = &tree.value else {
         let mut d = Diagnostic::error(
@@ -263,9 +262,9 @@ fn parse_object(tree: &Node) -> Result<(Metadata, Spec), Diagnostic> {
             ),
         );
         d.pos = tree.pos;
-        return Err(d);
+        return Err(Box::new(d));
     };
-    let field = |name: &str| -> Result<&str, Diagnostic> {
+    let field = |name: &str| -> Result<&str, Box<Diagnostic>> {
         match tree.get(name) {
             Some(node) => node.as_str().ok_or_else(|| {
                 let mut d = Diagnostic::error(
@@ -274,7 +273,7 @@ fn parse_object(tree: &Node) -> Result<(Metadata, Spec), Diagnostic> {
                     format!("expected a string, found {}", node.type_name()),
                 );
                 d.pos = node.pos;
-                d
+                Box::new(d)
             }),
             None => {
                 let mut d = Diagnostic::error(
@@ -286,7 +285,7 @@ fn parse_object(tree: &Node) -> Result<(Metadata, Spec), Diagnostic> {
                     "mlctl documents start with `apiVersion: {API_VERSION}` and a `kind`"
                 ));
                 d.pos = tree.pos;
-                Err(d)
+                Err(Box::new(d))
             }
         }
     };
@@ -303,7 +302,7 @@ fn parse_object(tree: &Node) -> Result<(Metadata, Spec), Diagnostic> {
         } else {
             "this looks like a Kubernetes manifest: `mlctl check` checks those".to_string()
         });
-        return Err(d);
+        return Err(Box::new(d));
     }
     let kind_text = field("kind")?;
     let Some(kind) = Kind::parse(kind_text) else {
@@ -318,13 +317,14 @@ fn parse_object(tree: &Node) -> Result<(Metadata, Spec), Diagnostic> {
             Some(close) => format!("did you mean `{close}`?"),
             None => format!("mlctl kinds are {}", names.join(", ")),
         });
-        return Err(d);
+        return Err(Box::new(d));
     };
     fn typed<S: serde::de::DeserializeOwned>(
         tree: &Node,
         wrap: fn(S) -> Spec,
-    ) -> Result<(Metadata, Spec), Diagnostic> {
-        let env: Envelope<S> = from_node(tree, FieldPath::root()).map_err(|e| e.to_diagnostic())?;
+    ) -> Result<(Metadata, Spec), Box<Diagnostic>> {
+        let env: Envelope<S> =
+            from_node(tree, FieldPath::root()).map_err(|e| Box::new(e.to_diagnostic()))?;
         Ok((env.metadata, wrap(env.spec)))
     }
     match kind {
