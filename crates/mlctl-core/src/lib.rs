@@ -7,6 +7,7 @@
 //! decisions out.
 #![warn(missing_docs)]
 
+pub mod contract;
 pub mod de;
 pub mod diag;
 pub mod names;

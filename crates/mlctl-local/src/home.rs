@@ -1,0 +1,86 @@
+//! The mlctl home: where the local runtime keeps its state, logs, working directories,
+//! volumes and caches (`$MLCTL_HOME`, default `./.mlctl`).
+//!
+//! ```text
+//! state.db                                  runs, attempts, processes, events, scheduler log
+//! runs/<run>/<job>/attempt-<n>/work/        working directory (a view of the spec directory)
+//! runs/<run>/<job>/attempt-<n>/outputs/     $MLCTL_OUTPUTS
+//! runs/<run>/<job>/attempt-<n>/logs/<rank>.log
+//! runs/<run>/supervisor.log                 a detached run's own messages
+//! volumes/<claim>/                          `claim` volumes: outlive runs
+//! secrets/<secret>/<key>                    values of secret references
+//! ```
+
+use std::path::{Path, PathBuf};
+
+/// The home directory and the paths inside it.
+#[derive(Debug, Clone)]
+pub struct Home {
+    root: PathBuf,
+}
+
+/// Why the home cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to create the mlctl home {path}")]
+pub struct HomeError {
+    /// The directory.
+    pub path: PathBuf,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl Home {
+    /// The home at `root`, created if missing. The path is made absolute, because child
+    /// processes run in other directories.
+    pub fn open(root: impl AsRef<Path>) -> Result<Self, HomeError> {
+        let root = root.as_ref();
+        let err = |source| HomeError {
+            path: root.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(root).map_err(err)?;
+        let root = std::fs::canonicalize(root).map_err(err)?;
+        Ok(Self { root })
+    }
+
+    /// `$MLCTL_HOME`, or `.mlctl` in the current directory.
+    pub fn from_env() -> Result<Self, HomeError> {
+        let root = std::env::var_os("MLCTL_HOME")
+            .filter(|v| !v.is_empty())
+            .map_or_else(|| PathBuf::from(".mlctl"), PathBuf::from);
+        Self::open(root)
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The state database.
+    pub fn db(&self) -> PathBuf {
+        self.root.join("state.db")
+    }
+
+    /// The directory of a run.
+    pub fn run_dir(&self, run: &str) -> PathBuf {
+        self.root.join("runs").join(run)
+    }
+
+    /// The directory of one attempt of a job of a run.
+    pub fn attempt_dir(&self, run: &str, job: &str, attempt: u32) -> PathBuf {
+        self.run_dir(run)
+            .join(job)
+            .join(format!("attempt-{attempt}"))
+    }
+
+    /// The directory of a `claim` volume.
+    pub fn volume(&self, claim: &str) -> PathBuf {
+        self.root.join("volumes").join(claim)
+    }
+
+    /// The file holding a secret's key, for secret references run locally.
+    pub fn secret(&self, secret: &str, key: &str) -> PathBuf {
+        self.root.join("secrets").join(secret).join(key)
+    }
+}
