@@ -18,3 +18,4 @@ pub mod spec;
 pub mod template;
 pub mod validate;
 pub mod yaml;
+pub mod retry;

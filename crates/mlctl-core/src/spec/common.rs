@@ -282,7 +282,7 @@ pub enum RetryPolicy {
 pub struct Backoff {
     /// First delay.
     pub duration: Duration,
-    /// Multiplier per retry (default 2).
+    /// Multiplier per retry (default: none, every wait is `duration`, as in Argo).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub factor: Option<f64>,
     /// Longest total time to keep retrying (Argo's `maxDuration`).
