@@ -11,4 +11,5 @@ pub mod diag;
 pub mod path;
 pub mod quantity;
 pub mod scalar;
+pub mod sched;
 pub mod yaml;
