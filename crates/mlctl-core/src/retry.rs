@@ -15,7 +15,7 @@
 
 use std::time::Duration;
 
-use crate::spec::common::{RetryPolicy, Retries};
+use crate::spec::common::{Retries, RetryPolicy};
 
 /// How an attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,21 +61,27 @@ pub fn decide(
     if outcome == Outcome::Succeeded {
         return give_up("the attempt succeeded".into());
     }
-    let retryable = match (outcome, retries.policy) {
-        (Outcome::Lost, _) => true,
-        (Outcome::Failed, RetryPolicy::OnFailure | RetryPolicy::Always) => true,
-        (Outcome::Error, RetryPolicy::OnError | RetryPolicy::OnTransientError | RetryPolicy::Always) => true,
-        _ => false,
-    };
+    let retryable = matches!(
+        (outcome, retries.policy),
+        (Outcome::Lost, _)
+            | (
+                Outcome::Failed,
+                RetryPolicy::OnFailure | RetryPolicy::Always
+            )
+            | (
+                Outcome::Error,
+                RetryPolicy::OnError | RetryPolicy::OnTransientError | RetryPolicy::Always
+            )
+    );
     if !retryable {
-        return give_up(format!("the retry policy {:?} does not retry this", retries.policy));
+        return give_up(format!(
+            "the retry policy {:?} does not retry this",
+            retries.policy
+        ));
     }
     let retries_made = attempts.saturating_sub(1);
     if retries_made >= retries.limit {
-        return give_up(format!(
-            "the retry limit ({}) is reached",
-            retries.limit
-        ));
+        return give_up(format!("the retry limit ({}) is reached", retries.limit));
     }
     let Some(backoff) = &retries.backoff else {
         return Decision::Retry {
@@ -100,7 +106,9 @@ pub fn decide(
             return give_up(format!("retries stop after maxDuration {max}"));
         }
         if since_first_start + wait > max.0 {
-            return give_up(format!("the next backoff would end after maxDuration {max}"));
+            return give_up(format!(
+                "the next backoff would end after maxDuration {max}"
+            ));
         }
     }
     Decision::Retry { after: wait }
@@ -112,7 +120,11 @@ mod tests {
     use crate::scalar::Duration as SpecDuration;
     use crate::spec::common::Backoff;
 
-    fn retries(limit: u32, policy: RetryPolicy, backoff: Option<(u64, Option<f64>, Option<u64>)>) -> Retries {
+    fn retries(
+        limit: u32,
+        policy: RetryPolicy,
+        backoff: Option<(u64, Option<f64>, Option<u64>)>,
+    ) -> Retries {
         Retries {
             limit,
             policy,
@@ -134,15 +146,34 @@ mod tests {
     #[test]
     fn limit_counts_retries_not_attempts() {
         let r = retries(2, RetryPolicy::OnFailure, None);
-        assert_eq!(wait(&decide(Some(&r), 1, Outcome::Failed, Duration::ZERO)), Some(0));
-        assert_eq!(wait(&decide(Some(&r), 2, Outcome::Failed, Duration::ZERO)), Some(0));
-        assert_eq!(wait(&decide(Some(&r), 3, Outcome::Failed, Duration::ZERO)), None);
-        assert_eq!(wait(&decide(None, 1, Outcome::Failed, Duration::ZERO)), None);
+        assert_eq!(
+            wait(&decide(Some(&r), 1, Outcome::Failed, Duration::ZERO)),
+            Some(0)
+        );
+        assert_eq!(
+            wait(&decide(Some(&r), 2, Outcome::Failed, Duration::ZERO)),
+            Some(0)
+        );
+        assert_eq!(
+            wait(&decide(Some(&r), 3, Outcome::Failed, Duration::ZERO)),
+            None
+        );
+        assert_eq!(
+            wait(&decide(None, 1, Outcome::Failed, Duration::ZERO)),
+            None
+        );
     }
 
     #[test]
     fn policies_follow_argo() {
-        let d = |policy, outcome| wait(&decide(Some(&retries(1, policy, None)), 1, outcome, Duration::ZERO));
+        let d = |policy, outcome| {
+            wait(&decide(
+                Some(&retries(1, policy, None)),
+                1,
+                outcome,
+                Duration::ZERO,
+            ))
+        };
         assert_eq!(d(RetryPolicy::OnFailure, Outcome::Failed), Some(0));
         assert_eq!(d(RetryPolicy::OnFailure, Outcome::Error), None);
         assert_eq!(d(RetryPolicy::OnError, Outcome::Failed), None);
@@ -163,15 +194,42 @@ mod tests {
         assert_eq!(waits, [Some(10), Some(20), Some(40), Some(80), Some(160)]);
         // without a factor the wait is constant
         let r = retries(3, RetryPolicy::OnFailure, Some((5, None, None)));
-        assert_eq!(wait(&decide(Some(&r), 3, Outcome::Failed, Duration::ZERO)), Some(5));
+        assert_eq!(
+            wait(&decide(Some(&r), 3, Outcome::Failed, Duration::ZERO)),
+            Some(5)
+        );
     }
 
     #[test]
     fn max_duration_stops_retries_and_futile_waits() {
         let r = retries(10, RetryPolicy::OnFailure, Some((10, Some(2.0), Some(60))));
-        assert_eq!(wait(&decide(Some(&r), 1, Outcome::Failed, Duration::from_secs(5))), Some(10));
+        assert_eq!(
+            wait(&decide(
+                Some(&r),
+                1,
+                Outcome::Failed,
+                Duration::from_secs(5)
+            )),
+            Some(10)
+        );
         // 40s wait from t=30s would end at 70s > 60s: give up now
-        assert_eq!(wait(&decide(Some(&r), 3, Outcome::Failed, Duration::from_secs(30))), None);
-        assert_eq!(wait(&decide(Some(&r), 1, Outcome::Failed, Duration::from_secs(61))), None);
+        assert_eq!(
+            wait(&decide(
+                Some(&r),
+                3,
+                Outcome::Failed,
+                Duration::from_secs(30)
+            )),
+            None
+        );
+        assert_eq!(
+            wait(&decide(
+                Some(&r),
+                1,
+                Outcome::Failed,
+                Duration::from_secs(61)
+            )),
+            None
+        );
     }
 }

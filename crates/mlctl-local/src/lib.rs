@@ -5,7 +5,12 @@
 //! process groups; everything durable is in a SQLite store under the mlctl home, which is
 //! also how concurrent `mlctl` processes share the machine's capacity.
 
+pub mod controller;
 pub mod gpu;
 pub mod home;
 pub mod process;
+pub mod runtime;
+pub mod schedsync;
 pub mod store;
+pub mod tail;
+pub mod task;

@@ -385,6 +385,27 @@ impl Store {
         Ok(Self { conn })
     }
 
+    /// A value of the store's settings.
+    pub fn setting(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                params![format!("setting.{key}")],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Sets a value of the store's settings.
+    pub fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![format!("setting.{key}"), value],
+        )?;
+        Ok(())
+    }
+
     /// Registers the calling process as an owner.
     pub fn register_owner(
         &self,
@@ -569,6 +590,18 @@ impl Store {
             params![id, outputs_json],
         )?;
         Ok(())
+    }
+
+    /// A job by id.
+    pub fn job(&self, id: i64) -> Result<Option<JobRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"),
+                params![id],
+                job_row,
+            )
+            .optional()?)
     }
 
     /// The jobs of a run, in creation order.

@@ -36,6 +36,16 @@ pub struct Globals {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the workloads of specs on this machine (queued, placed, supervised, retried).
+    Run(cmd::run::Args),
+    /// List runs or jobs of the local runtime.
+    Get(cmd::get::Args),
+    /// Show a run in detail: jobs, attempts, placements, why it waits, events.
+    Describe(cmd::describe::Args),
+    /// Print (or follow) what a run's workers wrote.
+    Logs(cmd::logs::Args),
+    /// Stop a run.
+    Cancel(cmd::cancel::Args),
     /// Parse and check specs; report every problem with its location.
     Validate(cmd::validate::Args),
     /// Print the JSON Schema of mlctl specs (for editors).
@@ -44,6 +54,8 @@ pub enum Command {
     Version(cmd::version::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion(cmd::completion::Args),
+    #[command(name = "__supervise", hide = true)]
+    Supervise(cmd::run::SuperviseArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -60,6 +72,12 @@ pub fn main() -> ExitCode {
     };
     init_logging(&cli.globals);
     let outcome = match cli.command {
+        Command::Run(args) => cmd::run::run(&args),
+        Command::Get(args) => cmd::get::run(&args),
+        Command::Describe(args) => cmd::describe::run(&args),
+        Command::Logs(args) => cmd::logs::run(&args),
+        Command::Cancel(args) => cmd::cancel::run(&args),
+        Command::Supervise(args) => cmd::run::supervise(&args),
         Command::Validate(args) => cmd::validate::run(&args),
         Command::Schema(args) => cmd::schema::run(&args),
         Command::Version(args) => cmd::version::run(&args),

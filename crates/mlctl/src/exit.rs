@@ -12,6 +12,10 @@ pub const NEGATIVE: u8 = 1;
 pub const USAGE: u8 = 2;
 /// Bad input: a file that cannot be read or parsed at all.
 pub const BAD_INPUT: u8 = 3;
+/// The local runtime failed (state store, process spawning, ports).
+pub const LOCAL_RUNTIME: u8 = 5;
+/// Interrupted by Ctrl-C.
+pub const INTERRUPTED: u8 = 130;
 
 /// Why a command could not do its job: an exit code, the error chain and maybe a hint.
 pub struct Failure {

@@ -4,6 +4,7 @@ mod cli;
 mod cmd;
 mod exit;
 mod inputs;
+mod local;
 mod specs;
 
 fn main() -> std::process::ExitCode {

@@ -31,3 +31,20 @@ pub fn load(args: &FileArgs) -> Result<Loaded, Failure> {
         diagnostics: report.diagnostics,
     })
 }
+
+/// Like [`load`], for commands that need a valid spec: findings go to stderr, and an invalid
+/// spec is bad input (exit 3).
+pub fn load_valid(args: &FileArgs) -> Result<(Vec<SourceFile>, ValidatedSpec), Failure> {
+    let loaded = load(args)?;
+    if !loaded.diagnostics.is_empty() {
+        eprint!("{}", mlctl_core::diag::render_text(&loaded.diagnostics));
+    }
+    match loaded.spec {
+        Some(spec) => Ok((loaded.files, spec)),
+        None => Err(Failure::bad_input(anyhow::anyhow!(
+            "the spec is invalid ({})",
+            mlctl_core::diag::summary(&loaded.diagnostics)
+        ))
+        .with_hint("`mlctl validate -f ...` lists every problem")),
+    }
+}

@@ -1,6 +1,11 @@
 //! One module per command: each has `Args` (its flags) and `run`.
 
+pub mod cancel;
 pub mod completion;
+pub mod describe;
+pub mod get;
+pub mod logs;
+pub mod run;
 pub mod schema;
 pub mod validate;
 pub mod version;

@@ -1,0 +1,328 @@
+//! From specs to the scheduler's inputs: what each process of a workload asks for
+//! ([`PodRequest`]), the namespace policies a Platform declares ([`NamespacePolicy`]), the
+//! nodes of its node pools, and priorities. Used by the local runtime, by validation (does a
+//! workload fit its namespace at all?) and by `plan`.
+
+use indexmap::IndexMap;
+
+use crate::quantity::Quantity;
+use crate::sched::{
+    ContainerLimitRange, ContainerRequest, GpuDevice, LimitRange, NamespacePolicy, Node,
+    PodRequest, QuotaResource, ResourceList, ResourceQuota, Taint, TaintEffect, Toleration,
+    TolerationOperator,
+};
+use crate::spec::common::{self, Resources, Templated};
+use crate::spec::platform::{NamespaceSpec, NodePool, PlatformSpec, ResourceBounds};
+use crate::template::Ref;
+
+/// Parameter values, by name (defaults merged with overrides).
+pub type Params = IndexMap<String, String>;
+
+/// Resolves a templated value with `params`.
+pub fn resolve<T>(value: &Templated<T>, params: &Params) -> Result<T, String>
+where
+    T: std::str::FromStr + common::Expecting + Clone,
+    T::Err: std::fmt::Display,
+{
+    value.resolve(|r| match r {
+        Ref::Param(p) => params.get(p).cloned(),
+        _ => None,
+    })
+}
+
+fn milli(q: &Quantity) -> u64 {
+    u64::try_from(q.milli().max(0)).unwrap_or(u64::MAX)
+}
+
+fn units(q: &Quantity) -> u64 {
+    u64::try_from(q.units_ceil().max(0)).unwrap_or(u64::MAX)
+}
+
+/// The requests and limits of one container with `resources`. Limits default to the
+/// requests for CPU and memory (and always equal them for GPUs); what is not requested at
+/// all is left to the namespace's limit-range defaults, as on Kubernetes.
+pub fn container(
+    name: &str,
+    resources: &Resources,
+    params: &Params,
+) -> Result<ContainerRequest, String> {
+    let get = |v: &Option<Templated<Quantity>>| v.as_ref().map(|t| resolve(t, params)).transpose();
+    let cpu = get(&resources.cpu)?;
+    let memory = get(&resources.memory)?;
+    let gpu = get(&resources.gpu)?;
+    let limits = resources.limits.clone().unwrap_or_default();
+    let cpu_limit = get(&limits.cpu)?.or_else(|| cpu.clone());
+    let memory_limit = get(&limits.memory)?.or_else(|| memory.clone());
+    let gpus = gpu
+        .as_ref()
+        .map(|g| u32::try_from(units(g)).unwrap_or(u32::MAX))
+        .filter(|g| *g > 0);
+    let requests = ResourceList {
+        cpu_milli: cpu.as_ref().map(milli),
+        memory_bytes: memory.as_ref().map(units),
+        gpus,
+    };
+    let limits = ResourceList {
+        cpu_milli: cpu_limit.as_ref().map(milli),
+        memory_bytes: memory_limit.as_ref().map(units),
+        gpus,
+    };
+    Ok(ContainerRequest::new(name, requests).with_limits(limits))
+}
+
+/// What one process (one worker, one replica) asks for and where it may run.
+pub fn pod(
+    resources: &Resources,
+    node_selector: &IndexMap<String, String>,
+    tolerations: &[common::Toleration],
+    params: &Params,
+) -> Result<PodRequest, String> {
+    let mut pod = PodRequest::of(vec![container("main", resources, params)?]);
+    if let Some(gpu_type) = &resources.gpu_type {
+        pod = pod.gpu_type(gpu_type.clone());
+    }
+    for (k, v) in node_selector {
+        pod = pod.select(k.clone(), v.clone());
+    }
+    for t in tolerations {
+        pod = pod.tolerate(Toleration {
+            key: t.key.clone(),
+            operator: match t.operator {
+                common::TolerationOperator::Equal => TolerationOperator::Equal,
+                common::TolerationOperator::Exists => TolerationOperator::Exists,
+            },
+            value: t.value.clone().unwrap_or_default(),
+            effect: t.effect.map(taint_effect),
+        });
+    }
+    Ok(pod)
+}
+
+fn taint_effect(e: common::TaintEffect) -> TaintEffect {
+    match e {
+        common::TaintEffect::NoSchedule => TaintEffect::NoSchedule,
+        common::TaintEffect::PreferNoSchedule => TaintEffect::PreferNoSchedule,
+        common::TaintEffect::NoExecute => TaintEffect::NoExecute,
+    }
+}
+
+/// The name mlctl gives a namespace's ResourceQuota (rendered and in messages).
+pub fn quota_name(namespace: &str) -> String {
+    format!("{namespace}-quota")
+}
+
+/// The name mlctl gives a namespace's LimitRange (rendered and in messages).
+pub fn limit_range_name(namespace: &str) -> String {
+    format!("{namespace}-limits")
+}
+
+fn bounds(b: Option<&ResourceBounds>) -> ResourceList {
+    let Some(b) = b else {
+        return ResourceList::default();
+    };
+    ResourceList {
+        cpu_milli: b.cpu.as_ref().map(milli),
+        memory_bytes: b.memory.as_ref().map(units),
+        gpus: b
+            .gpu
+            .as_ref()
+            .map(|g| u32::try_from(units(g)).unwrap_or(u32::MAX)),
+    }
+}
+
+/// The scheduler policy of a namespace a Platform declares.
+pub fn namespace_policy(name: &str, ns: &NamespaceSpec) -> NamespacePolicy {
+    let limit_ranges = ns
+        .limits
+        .as_ref()
+        .map(|l| LimitRange {
+            name: limit_range_name(name),
+            container: Some(ContainerLimitRange {
+                default: bounds(l.default.as_ref()),
+                default_request: bounds(l.default_request.as_ref()),
+                min: bounds(l.min.as_ref()),
+                max: bounds(l.max.as_ref()),
+            }),
+            pod: None,
+        })
+        .into_iter()
+        .collect();
+    let quotas = ns
+        .quota
+        .as_ref()
+        .map(|q| {
+            let mut hard = std::collections::BTreeMap::new();
+            if let Some(v) = &q.cpu {
+                hard.insert(QuotaResource::RequestsCpu, milli(v));
+            }
+            if let Some(v) = &q.memory {
+                hard.insert(QuotaResource::RequestsMemory, units(v));
+            }
+            if let Some(v) = &q.gpu {
+                hard.insert(QuotaResource::RequestsGpu, units(v));
+            }
+            if let Some(v) = q.pods {
+                hard.insert(QuotaResource::Pods, u64::from(v));
+            }
+            if let Some(l) = &q.limits {
+                if let Some(v) = &l.cpu {
+                    hard.insert(QuotaResource::LimitsCpu, milli(v));
+                }
+                if let Some(v) = &l.memory {
+                    hard.insert(QuotaResource::LimitsMemory, units(v));
+                }
+            }
+            ResourceQuota {
+                name: quota_name(name),
+                hard,
+            }
+        })
+        .into_iter()
+        .collect();
+    NamespacePolicy {
+        name: name.to_string(),
+        limit_ranges,
+        quotas,
+    }
+}
+
+/// The nodes of a node pool (`<pool>-0`, `<pool>-1`, ...), GPUs labelled with their model
+/// under `gpu_type_label`.
+pub fn pool_nodes(pool_name: &str, pool: &NodePool, gpu_type_label: &str) -> Vec<Node> {
+    (0..pool.count)
+        .map(|i| {
+            let mut node = Node::new(
+                format!("{pool_name}-{i}"),
+                milli(&pool.allocatable.cpu),
+                units(&pool.allocatable.memory),
+            );
+            node.labels = pool
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let model = pool
+                .allocatable
+                .gpu_type
+                .clone()
+                .unwrap_or_else(|| "nvidia-gpu".into());
+            if pool.allocatable.gpu_type.is_some() {
+                node.labels
+                    .insert(gpu_type_label.to_string(), model.clone());
+            }
+            let gpus = pool.allocatable.gpu.as_ref().map(units).unwrap_or(0);
+            node.gpus = (0..gpus)
+                .map(|g| GpuDevice {
+                    id: g.to_string(),
+                    model: model.clone(),
+                })
+                .collect();
+            node.taints = pool
+                .taints
+                .iter()
+                .map(|t| {
+                    Taint::new(
+                        t.key.clone(),
+                        t.value.clone().unwrap_or_default(),
+                        taint_effect(t.effect),
+                    )
+                })
+                .collect();
+            node
+        })
+        .collect()
+}
+
+/// The priority of a workload naming `class` (or none) among the Platforms' classes: the
+/// class's value, else the default class's, else 0.
+pub fn priority<'a>(
+    class: Option<&str>,
+    platforms: impl IntoIterator<Item = &'a PlatformSpec>,
+) -> i32 {
+    let classes: Vec<_> = platforms
+        .into_iter()
+        .flat_map(|p| p.priority_classes.iter())
+        .collect();
+    match class {
+        Some(name) => classes
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(0, |(_, c)| c.value),
+        None => classes
+            .iter()
+            .find(|(_, c)| c.default)
+            .map_or(0, |(_, c)| c.value),
+    }
+}
+
+/// Parameter values: the declared defaults, with `overrides` applied. Unknown overrides are
+/// an error (a typo would otherwise silently do nothing).
+pub fn params(
+    declared: &IndexMap<String, crate::scalar::ScalarText>,
+    overrides: &IndexMap<String, String>,
+) -> Result<Params, String> {
+    let mut out: Params = declared
+        .iter()
+        .map(|(k, v)| (k.clone(), v.0.clone()))
+        .collect();
+    for (k, v) in overrides {
+        match out.get_mut(k) {
+            Some(slot) => *slot = v.clone(),
+            None => {
+                let hint = crate::diag::did_you_mean(k, declared.keys().map(String::as_str))
+                    .map(|c| format!(" (did you mean {c}?)"))
+                    .unwrap_or_default();
+                return Err(format!("unknown parameter {k}{hint}"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn res(yaml: &str) -> Resources {
+        let node = crate::yaml::parse_documents(yaml).expect("yaml").remove(0);
+        crate::de::from_node(&node, crate::path::FieldPath::root()).expect("resources")
+    }
+
+    #[test]
+    fn limits_default_to_requests_and_params_resolve() {
+        let mut params = Params::new();
+        params.insert("gpus".into(), "2".into());
+        let c = container(
+            "main",
+            &res("{cpu: 500m, memory: 1Gi, gpu: '{{params.gpus}}', limits: {cpu: 2}}"),
+            &params,
+        )
+        .expect("resolves");
+        assert_eq!(c.requests.cpu_milli, Some(500));
+        assert_eq!(c.limits.cpu_milli, Some(2000));
+        assert_eq!(c.requests.memory_bytes, Some(1 << 30));
+        assert_eq!(c.limits.memory_bytes, Some(1 << 30));
+        assert_eq!((c.requests.gpus, c.limits.gpus), (Some(2), Some(2)));
+    }
+
+    #[test]
+    fn unset_resources_are_left_to_limit_range_defaults() {
+        let c = container("main", &res("{}"), &Params::new()).expect("resolves");
+        assert_eq!(c.requests, ResourceList::default());
+        assert_eq!(c.limits, ResourceList::default());
+    }
+
+    #[test]
+    fn parameter_overrides() {
+        let mut declared = IndexMap::new();
+        declared.insert("epochs".into(), crate::scalar::ScalarText("3".into()));
+        let mut o = IndexMap::new();
+        o.insert("epochs".into(), "5".into());
+        assert_eq!(params(&declared, &o).expect("ok")["epochs"], "5");
+        o.insert("epoch".into(), "5".into());
+        assert_eq!(
+            params(&declared, &o).expect_err("unknown"),
+            "unknown parameter epoch (did you mean epochs?)"
+        );
+    }
+}

@@ -1,0 +1,1343 @@
+//! The runtime: submits runs to the store and drives them. One dispatcher task owns all the
+//! state of the runs this process drives and orders every event (a worker exited, a deadline
+//! passed, a retry is due, Ctrl-C); child processes and timers only send it events.
+//!
+//! For each job the dispatcher asks the machine's scheduler for a placement (through the
+//! store, see `schedsync`), starts the gang of workers when it gets one, stops the whole gang
+//! when one worker fails, decides retries with Argo's semantics, and reports each job's final
+//! result to the run's controller.
+//!
+//! Recovery: every process registers as an owner (pid + start time). Attempts of an owner
+//! that is gone are *lost*: their leftover process groups are killed, the scheduler is told
+//! they finished, and their runs are handed to a new supervisor that retries them per policy.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use mlctl_core::retry::{self, Outcome};
+use mlctl_core::sched::{Decision, Event, GpuDevice, JobId, JobRequest, Node};
+use mlctl_core::spec::{Kind, SourceText};
+use mlctl_core::validate::{self, ValidatedSpec};
+use nix::sys::signal::Signal;
+use tokio::sync::mpsc;
+
+use crate::controller::{self, Controller, JobResult, RunContext, RunPhase};
+use crate::gpu::{self, Declared};
+use crate::home::{Home, HomeError};
+use crate::process::{self, Exit};
+use crate::schedsync::{SchedSync, SyncError};
+use crate::store::{NewRun, Store, StoreError};
+use crate::tail::Tailer;
+use crate::task::{self, AttemptDirs, TaskSpec};
+
+/// Why the runtime failed (not the workloads: those fail as runs).
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The home directory.
+    #[error(transparent)]
+    Home(#[from] HomeError),
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The shared scheduler.
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    /// A stored run cannot be driven.
+    #[error("run {run}: {message}")]
+    Run {
+        /// The run.
+        run: String,
+        /// Why.
+        message: String,
+    },
+    /// Signal handling could not be set up.
+    #[error("failed to watch for Ctrl-C")]
+    Signals(#[source] std::io::Error),
+}
+
+/// What the machine offers, when it is not discovered.
+#[derive(Debug, Clone, Default)]
+pub struct MachineOptions {
+    /// Declared GPUs (`--gpus N`); without it NVML is asked.
+    pub gpus: Option<u32>,
+    /// The model label of declared GPUs (default `nvidia-gpu`).
+    pub gpu_type: Option<String>,
+    /// CPU cores to offer (default: all).
+    pub cpus: Option<u32>,
+    /// Memory to offer in bytes (default: all).
+    pub memory_bytes: Option<u64>,
+}
+
+/// Whether an event is routine or worth attention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// Routine.
+    Normal,
+    /// Worth attention.
+    Warning,
+}
+
+impl EventKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Normal => "Normal",
+            EventKind::Warning => "Warning",
+        }
+    }
+}
+
+/// Receives what happens while runs are driven (the CLI prints it).
+pub trait Observer {
+    /// An event of a run (also stored for `describe`).
+    fn event(&mut self, run: &str, job: &str, kind: EventKind, reason: &str, message: &str);
+    /// A line a worker wrote; `source` is `job/rank`.
+    fn log(&mut self, run: &str, source: &str, line: &str);
+}
+
+/// How a driven run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSummary {
+    /// The run.
+    pub id: String,
+    /// Its phase.
+    pub phase: RunPhase,
+    /// Why, when not successful.
+    pub message: String,
+}
+
+/// What driving runs came to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Driven {
+    /// Each run's end.
+    pub runs: Vec<RunSummary>,
+    /// Whether Ctrl-C (or SIGTERM) cancelled them.
+    pub interrupted: bool,
+}
+
+/// The local runtime of this process.
+pub struct Runtime {
+    home: Home,
+    store: Store,
+    owner: i64,
+    sync: SchedSync,
+    grace: Duration,
+    gpu_note: Option<String>,
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn total_memory_bytes() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(8 << 30, |kb| kb * 1024)
+}
+
+/// The name of the local node.
+pub const LOCAL_NODE: &str = "local";
+
+/// A short random suffix for run ids.
+fn suffix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    let mut n = h.finish();
+    let alphabet = b"bcdfghjklmnpqrstvwxz2456789";
+    (0..5)
+        .map(|_| {
+            let c = alphabet[(n % alphabet.len() as u64) as usize] as char;
+            n /= alphabet.len() as u64;
+            c
+        })
+        .collect()
+}
+
+impl Runtime {
+    /// Opens the home's store and registers this process as an owner.
+    pub fn open(home: Home, machine: &MachineOptions) -> Result<Self, RuntimeError> {
+        let store = Store::open(&home.db())?;
+        let pid = std::process::id();
+        let command = std::env::args().collect::<Vec<_>>().join(" ");
+        let owner =
+            store.register_owner(pid, process::start_time(pid).unwrap_or(0), &command, now())?;
+        // a declaration is remembered, so that background supervisors and later runs see the
+        // same machine
+        let (gpus, gpu_type) = match machine.gpus {
+            Some(n) => {
+                store.set_setting("gpus", &n.to_string())?;
+                store.set_setting("gpu-type", machine.gpu_type.as_deref().unwrap_or(""))?;
+                (Some(n), machine.gpu_type.clone())
+            }
+            None => (
+                store.setting("gpus")?.and_then(|v| v.parse().ok()),
+                store.setting("gpu-type")?.filter(|t| !t.is_empty()),
+            ),
+        };
+        let declared = gpus.map(|count| Declared {
+            count,
+            model: gpu_type.unwrap_or_else(|| "nvidia-gpu".into()),
+        });
+        let (gpus, gpu_note) = gpu::discover(declared);
+        let cpus = machine.cpus.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
+            u64::from,
+        );
+        let mut node = Node::new(
+            LOCAL_NODE,
+            cpus * 1000,
+            machine.memory_bytes.unwrap_or_else(total_memory_bytes),
+        );
+        node.gpus = gpus
+            .into_iter()
+            .map(|g| GpuDevice {
+                id: g.id,
+                model: g.model,
+            })
+            .collect();
+        Ok(Self {
+            home,
+            store,
+            owner,
+            sync: SchedSync::new(owner, node),
+            grace: Duration::from_secs(10),
+            gpu_note,
+        })
+    }
+
+    /// Sets the time workers get between SIGTERM and SIGKILL (default 10s).
+    pub fn set_grace(&mut self, grace: Duration) {
+        self.grace = grace;
+    }
+
+    /// The store (for reading).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The home.
+    pub fn home(&self) -> &Home {
+        &self.home
+    }
+
+    /// This process's owner id.
+    pub fn owner(&self) -> i64 {
+        self.owner
+    }
+
+    /// Why no GPUs were found, when none were.
+    pub fn gpu_note(&self) -> Option<&str> {
+        self.gpu_note.as_deref()
+    }
+
+    /// Creates one run per runnable object of `spec` (TrainingJob, Pipeline, DataJob; an
+    /// InferenceService that no pipeline deploys) and returns their ids.
+    pub fn submit(
+        &mut self,
+        spec: &ValidatedSpec,
+        sources: &[(String, String)],
+        overrides: &IndexMap<String, String>,
+        options: &serde_json::Value,
+    ) -> Result<Vec<String>, RuntimeError> {
+        let sources_json = serde_json::to_string(
+            &sources
+                .iter()
+                .map(|(name, text)| serde_json::json!({"name": name, "text": text}))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap_or_default();
+        let params_json = serde_json::to_string(overrides).unwrap_or_default();
+        let options_json = options.to_string();
+        let mut ids = Vec::new();
+        for object in spec.objects() {
+            if !matches!(
+                object.kind(),
+                Kind::TrainingJob | Kind::Pipeline | Kind::DataJob
+            ) {
+                continue;
+            }
+            let spec_dir = spec_dir_of(&object.origin.file);
+            let id = loop {
+                let id = format!("{}-{}", object.name(), suffix());
+                if !self.store.run_exists(&id)? {
+                    break id;
+                }
+            };
+            self.store.insert_run(&NewRun {
+                id: &id,
+                name: object.name(),
+                kind: object.kind().as_str(),
+                namespace: object.namespace(),
+                spec_dir: &spec_dir.display().to_string(),
+                sources: &sources_json,
+                params: &params_json,
+                options: &options_json,
+                owner: self.owner,
+                now: now(),
+            })?;
+            self.store.event(
+                &id,
+                "",
+                "Normal",
+                "Submitted",
+                &format!("{} {} submitted", object.kind(), object.name()),
+                now(),
+            )?;
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    /// Finds runs whose owner is gone: their unfinished attempts are marked lost (leftover
+    /// processes are killed and the scheduler is told), and the runs are returned for a new
+    /// supervisor to adopt.
+    pub fn recover(&mut self) -> Result<Vec<String>, RuntimeError> {
+        let owners = self.store.owners()?;
+        let dead: Vec<i64> = owners
+            .iter()
+            .filter(|o| o.id != self.owner && !process::is_alive(o.pid, o.start_time))
+            .map(|o| o.id)
+            .collect();
+        // catch up, so that the scheduler knows the dead owners' jobs
+        self.sync.sync(&mut self.store, Vec::new())?;
+        let mut events = Vec::new();
+        let mut orphans = Vec::new();
+        for &owner in &dead {
+            for (run, job, attempt) in self.store.unfinished_attempts_of(owner)? {
+                for p in self.store.processes(attempt.id)? {
+                    if p.finished_at.is_none() && process::is_alive(p.pid, p.start_time) {
+                        let _ = process::signal_group(p.pid, Signal::SIGKILL);
+                    }
+                    if p.finished_at.is_none() {
+                        self.store.finish_process(p.id, "lost", now())?;
+                    }
+                }
+                self.store.update_attempt(
+                    attempt.id,
+                    "Lost",
+                    "Lost",
+                    "the mlctl process driving it was killed",
+                    now(),
+                    true,
+                )?;
+                self.store.event(
+                    &run,
+                    &job,
+                    "Warning",
+                    "Lost",
+                    &format!(
+                        "attempt {} lost: the mlctl process driving it was killed",
+                        attempt.number
+                    ),
+                    now(),
+                )?;
+            }
+            for (job, by) in self.sync.jobs().clone() {
+                if by == owner {
+                    let placed = self.sync.scheduler().placement(&job).is_some();
+                    events.push(if placed {
+                        Event::Finish { job }
+                    } else {
+                        Event::Cancel { job }
+                    });
+                }
+            }
+            for run in self.store.active_runs_of(owner)? {
+                self.store.set_run_owner(&run.id, self.owner)?;
+                orphans.push(run.id);
+            }
+            self.store.forget_owner(owner)?;
+        }
+        if !events.is_empty() {
+            self.sync.sync(&mut self.store, events)?;
+        }
+        Ok(orphans)
+    }
+
+    /// Drives `runs` until each has ended (or Ctrl-C cancelled them).
+    pub async fn drive(
+        &mut self,
+        runs: &[String],
+        observer: &mut dyn Observer,
+    ) -> Result<Driven, RuntimeError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut d = Dispatcher {
+            rt: self,
+            observer,
+            runs: Vec::new(),
+            tasks: Vec::new(),
+            by_sched: BTreeMap::new(),
+            outbox: Vec::new(),
+            tx,
+            tail: Tailer::default(),
+            forced: false,
+            interrupted: false,
+            last_cancel_check: 0.0,
+        };
+        for id in runs {
+            d.load_run(id)?;
+        }
+        d.run(rx).await
+    }
+}
+
+/// The directory relative paths of a spec file resolve against.
+pub fn spec_dir_of(file: &str) -> PathBuf {
+    let dir = if file == "-" {
+        PathBuf::from(".")
+    } else {
+        Path::new(file)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    };
+    std::fs::canonicalize(&dir).unwrap_or(dir)
+}
+
+enum Ev {
+    Exited {
+        task: usize,
+        attempt: u32,
+        rank: u32,
+        exit: Exit,
+    },
+    Deadline {
+        task: usize,
+        attempt: u32,
+    },
+    RetryDue {
+        task: usize,
+    },
+}
+
+struct RunState {
+    id: String,
+    controller: Box<dyn Controller>,
+    phase: Option<RunPhase>,
+    cancelled: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Queued,
+    Running,
+    Waiting,
+    Done,
+}
+
+struct ProcState {
+    rank: u32,
+    row: i64,
+    pgid: u32,
+    log: PathBuf,
+    exit: Option<Exit>,
+}
+
+struct AttemptState {
+    id: i64,
+    number: u32,
+    sched: JobId,
+    dirs: AttemptDirs,
+    procs: Vec<ProcState>,
+    failure: Option<(Outcome, &'static str, String)>,
+}
+
+struct TaskState {
+    run: usize,
+    spec: TaskSpec,
+    job_id: i64,
+    attempts: u32,
+    first_start: Option<f64>,
+    phase: Phase,
+    attempt: Option<AttemptState>,
+    pending_reason: String,
+}
+
+struct Dispatcher<'a> {
+    rt: &'a mut Runtime,
+    observer: &'a mut dyn Observer,
+    runs: Vec<RunState>,
+    tasks: Vec<TaskState>,
+    by_sched: BTreeMap<JobId, usize>,
+    outbox: Vec<Event>,
+    tx: mpsc::UnboundedSender<Ev>,
+    tail: Tailer,
+    forced: bool,
+    interrupted: bool,
+    last_cancel_check: f64,
+}
+
+impl Dispatcher<'_> {
+    fn event(&mut self, run: usize, job: &str, kind: EventKind, reason: &str, message: &str) {
+        let id = self.runs[run].id.clone();
+        let _ = self
+            .rt
+            .store
+            .event(&id, job, kind.as_str(), reason, message, now());
+        self.observer.event(&id, job, kind, reason, message);
+    }
+
+    fn load_run(&mut self, id: &str) -> Result<(), RuntimeError> {
+        let err = |message: String| RuntimeError::Run {
+            run: id.to_string(),
+            message,
+        };
+        let row = self
+            .rt
+            .store
+            .find_run(id)?
+            .ok_or_else(|| err("no such run".into()))?;
+        let sources: Vec<serde_json::Value> =
+            serde_json::from_str(&row.sources).map_err(|e| err(format!("stored sources: {e}")))?;
+        let texts: Vec<(String, String)> = sources
+            .iter()
+            .map(|s| {
+                (
+                    s["name"].as_str().unwrap_or_default().to_string(),
+                    s["text"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        let source_refs: Vec<SourceText<'_>> = texts
+            .iter()
+            .map(|(name, text)| SourceText { name, text })
+            .collect();
+        let report = validate::validate_sources(&source_refs);
+        let spec = report
+            .spec
+            .ok_or_else(|| err("the stored spec no longer validates".into()))?;
+        let kind = Kind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == row.kind)
+            .ok_or_else(|| err(format!("unknown kind {}", row.kind)))?;
+        let object = spec
+            .objects()
+            .iter()
+            .find(|o| o.kind() == kind && o.name() == row.name && o.namespace() == row.namespace)
+            .ok_or_else(|| err("its object is not in the stored spec".into()))?;
+        let overrides: IndexMap<String, String> =
+            serde_json::from_str(&row.params).map_err(|e| err(format!("stored params: {e}")))?;
+        let spec_dir = PathBuf::from(&row.spec_dir);
+        let controller = controller::build(&RunContext {
+            home: &self.rt.home,
+            spec: &spec,
+            object,
+            spec_dir: &spec_dir,
+            overrides: &overrides,
+        });
+        let run_index = self.runs.len();
+        match controller {
+            Ok(controller) => {
+                for ns in controller.namespaces() {
+                    self.outbox.push(Event::SetNamespace(ns));
+                }
+                self.runs.push(RunState {
+                    id: row.id.clone(),
+                    controller,
+                    phase: None,
+                    cancelled: row.cancel_requested,
+                });
+                self.rt.store.set_run_owner(&row.id, self.rt.owner)?;
+                self.rt.store.set_run_phase(&row.id, "Running", "", None)?;
+            }
+            Err(e) => {
+                // a run that cannot be built fails as a run, with the reason
+                self.runs.push(RunState {
+                    id: row.id.clone(),
+                    controller: Box::new(Failed(e.0.clone())),
+                    phase: None,
+                    cancelled: false,
+                });
+                self.event(run_index, "", EventKind::Warning, "Invalid", &e.0);
+            }
+        }
+        Ok(())
+    }
+
+    async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<Ev>) -> Result<Driven, RuntimeError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut sigint = signal(SignalKind::interrupt()).map_err(RuntimeError::Signals)?;
+        let mut sigterm = signal(SignalKind::terminate()).map_err(RuntimeError::Signals)?;
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.advance()?;
+        loop {
+            self.flush()?;
+            if self.finished() {
+                break;
+            }
+            tokio::select! {
+                Some(ev) = rx.recv() => self.handle(ev)?,
+                _ = tick.tick() => self.on_tick()?,
+                _ = sigint.recv() => self.interrupt(),
+                _ = sigterm.recv() => self.interrupt(),
+            }
+            // drain whatever else is ready before syncing, so that a burst is one sync
+            while let Ok(ev) = rx.try_recv() {
+                self.handle(ev)?;
+            }
+        }
+        let Self { tail, observer, .. } = self;
+        tail.poll(|source, line| {
+            let (run, source) = source.split_once('\u{0}').unwrap_or(("", source));
+            observer.log(run, source, line);
+        });
+        let runs = self
+            .runs
+            .iter()
+            .map(|r| {
+                let (phase, message) = r
+                    .controller
+                    .outcome()
+                    .unwrap_or((RunPhase::Cancelled, "cancelled".into()));
+                RunSummary {
+                    id: r.id.clone(),
+                    phase: r.phase.unwrap_or(phase),
+                    message,
+                }
+            })
+            .collect();
+        Ok(Driven {
+            runs,
+            interrupted: self.interrupted,
+        })
+    }
+
+    fn finished(&self) -> bool {
+        self.runs.iter().all(|r| r.phase.is_some())
+            && self.tasks.iter().all(|t| t.attempt.is_none())
+    }
+
+    /// Asks every controller for ready tasks and closes finished runs.
+    fn advance(&mut self) -> Result<(), RuntimeError> {
+        for run in 0..self.runs.len() {
+            if self.runs[run].phase.is_some() {
+                continue;
+            }
+            if !self.runs[run].cancelled {
+                let ready = self.runs[run].controller.ready();
+                for spec in ready {
+                    self.add_task(run, spec)?;
+                }
+            }
+            let open = self
+                .tasks
+                .iter()
+                .any(|t| t.run == run && t.phase != Phase::Done);
+            if open {
+                continue;
+            }
+            let outcome = self.runs[run].controller.outcome();
+            let outcome = match (outcome, self.runs[run].cancelled) {
+                (Some(o), _) => Some(o),
+                (None, true) => Some((RunPhase::Cancelled, "cancelled".into())),
+                (None, false) => None,
+            };
+            if let Some((phase, message)) = outcome {
+                self.runs[run].phase = Some(phase);
+                let id = self.runs[run].id.clone();
+                self.rt
+                    .store
+                    .set_run_phase(&id, phase.as_str(), &message, Some(now()))?;
+                let kind = if phase == RunPhase::Succeeded {
+                    EventKind::Normal
+                } else {
+                    EventKind::Warning
+                };
+                let text = if message.is_empty() {
+                    format!("run {}", phase.as_str().to_lowercase())
+                } else {
+                    message
+                };
+                self.event(run, "", kind, phase.as_str(), &text);
+            }
+        }
+        Ok(())
+    }
+
+    fn add_task(&mut self, run: usize, spec: TaskSpec) -> Result<(), RuntimeError> {
+        let run_id = self.runs[run].id.clone();
+        let job_id = self.rt.store.upsert_job(&run_id, &spec.job, spec.workers)?;
+        let previous = self.rt.store.attempts(job_id)?;
+        let index = self.tasks.len();
+        self.tasks.push(TaskState {
+            run,
+            spec,
+            job_id,
+            attempts: u32::try_from(previous.len()).unwrap_or(u32::MAX),
+            first_start: previous
+                .iter()
+                .filter_map(|a| a.started_at)
+                .reduce(f64::min),
+            phase: Phase::Waiting,
+            attempt: None,
+            pending_reason: String::new(),
+        });
+        let row = self.rt.store.job(job_id)?;
+        match (row.as_ref().map(|r| r.phase.as_str()), previous.last()) {
+            // a resumed job that already ended
+            (Some("Succeeded"), Some(last)) => {
+                let outputs: BTreeMap<String, String> = serde_json::from_str(
+                    &row.as_ref().map_or_else(String::new, |r| r.outputs.clone()),
+                )
+                .unwrap_or_default();
+                let work = AttemptDirs::new(
+                    &self.rt.home,
+                    &run_id,
+                    &self.tasks[index].spec.job,
+                    last.number,
+                )
+                .work;
+                self.tasks[index].phase = Phase::Done;
+                let job = self.tasks[index].spec.job.clone();
+                let result = JobResult::Succeeded {
+                    outputs: outputs.into_iter().collect(),
+                    work,
+                };
+                self.runs[run].controller.finished(&job, &result);
+                self.advance()?;
+            }
+            (Some("Failed"), _) => {
+                let message = row.map(|r| r.message).unwrap_or_default();
+                self.give_up(index, message)?;
+            }
+            // a resumed job whose last attempt was lost or failed: decide as after that attempt
+            (_, Some(last)) if last.phase != "Succeeded" => {
+                let outcome = match last.phase.as_str() {
+                    "Failed" => Outcome::Failed,
+                    "Error" => Outcome::Error,
+                    _ => Outcome::Lost,
+                };
+                self.after_failure(
+                    index,
+                    outcome,
+                    format!("attempt {} {}", last.number, last.phase.to_lowercase()),
+                )?;
+            }
+            _ => self.submit(index)?,
+        }
+        Ok(())
+    }
+
+    fn submit(&mut self, index: usize) -> Result<(), RuntimeError> {
+        let t = &mut self.tasks[index];
+        t.attempts += 1;
+        let run_id = self.runs[t.run].id.clone();
+        let sched = JobId(format!("{run_id}/{}/{}", t.spec.job, t.attempts));
+        let mut pod = t.spec.pod.clone();
+        // one local node: node selectors and tolerations are for clusters; the GPU model stays
+        pod.node_selector.clear();
+        pod.tolerations.clear();
+        let request = JobRequest {
+            id: sched.clone(),
+            namespace: t.spec.namespace.clone(),
+            priority: t.spec.priority,
+            workers: t.spec.workers,
+            pod,
+        };
+        let attempt_id = self
+            .rt
+            .store
+            .insert_attempt(t.job_id, t.attempts, &sched.0, now())?;
+        self.rt
+            .store
+            .update_job(t.job_id, "Queued", "", t.attempts, now(), false)?;
+        t.phase = Phase::Queued;
+        t.pending_reason.clear();
+        t.attempt = Some(AttemptState {
+            id: attempt_id,
+            number: t.attempts,
+            sched: sched.clone(),
+            dirs: AttemptDirs::new(&self.rt.home, &run_id, &t.spec.job, t.attempts),
+            procs: Vec::new(),
+            failure: None,
+        });
+        self.by_sched.insert(sched, index);
+        self.outbox.push(Event::Submit(request));
+        Ok(())
+    }
+
+    /// Appends our scheduler events and acts on the decisions for our jobs.
+    fn flush(&mut self) -> Result<(), RuntimeError> {
+        loop {
+            if self.outbox.is_empty() {
+                return Ok(());
+            }
+            let events = std::mem::take(&mut self.outbox);
+            let synced = self.rt.sync.sync(&mut self.rt.store, events)?;
+            for (event, why) in synced.refused {
+                tracing::warn!(?event, %why, "the scheduler refused an event");
+            }
+            self.decide(synced.decisions)?;
+            self.advance()?;
+        }
+    }
+
+    fn decide(&mut self, decisions: Vec<Decision>) -> Result<(), RuntimeError> {
+        for decision in decisions {
+            match decision {
+                Decision::Place(placement) => {
+                    if let Some(&index) = self.by_sched.get(&placement.job)
+                        && self.tasks[index].phase == Phase::Queued
+                    {
+                        self.start(index, &placement)?;
+                    }
+                }
+                Decision::Queue { job, reason } => {
+                    if let Some(&index) = self.by_sched.get(&job) {
+                        let text = reason.to_string();
+                        if self.tasks[index].pending_reason != text {
+                            self.tasks[index].pending_reason.clone_from(&text);
+                            let (run, name) =
+                                (self.tasks[index].run, self.tasks[index].spec.job.clone());
+                            self.rt.store.update_job(
+                                self.tasks[index].job_id,
+                                "Queued",
+                                &text,
+                                self.tasks[index].attempts,
+                                now(),
+                                false,
+                            )?;
+                            self.event(run, &name, EventKind::Normal, "Pending", &text);
+                        }
+                    }
+                }
+                Decision::Reject { job, reason } => {
+                    if let Some(&index) = self.by_sched.get(&job) {
+                        let message = format!("can never run here: {reason}");
+                        if let Some(a) = &mut self.tasks[index].attempt {
+                            a.failure = Some((Outcome::Error, "Unschedulable", message.clone()));
+                        }
+                        self.by_sched.remove(&job);
+                        self.finish_attempt(index, false)?;
+                    }
+                }
+                Decision::Evict { job, node } => {
+                    if let Some(&index) = self.by_sched.get(&job) {
+                        self.fail_attempt(
+                            index,
+                            Outcome::Lost,
+                            "Evicted",
+                            format!("node {node} left"),
+                        );
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn start(
+        &mut self,
+        index: usize,
+        placement: &mlctl_core::sched::Placement,
+    ) -> Result<(), RuntimeError> {
+        let run = self.tasks[index].run;
+        let (spec, attempt_no, dirs, attempt_id) = {
+            let t = &self.tasks[index];
+            let a = t.attempt.as_ref().expect("a queued task has an attempt");
+            (t.spec.clone(), a.number, a.dirs.clone(), a.id)
+        };
+        let placement_json = serde_json::to_string(placement).unwrap_or_default();
+        self.rt
+            .store
+            .start_attempt(attempt_id, &placement_json, now())?;
+        let gpus: Vec<String> = placement
+            .workers
+            .iter()
+            .flat_map(|w| w.gpus.iter().cloned())
+            .collect();
+        let started_at = now();
+        let t = &mut self.tasks[index];
+        t.phase = Phase::Running;
+        t.first_start.get_or_insert(started_at);
+        self.rt
+            .store
+            .update_job(t.job_id, "Running", "", t.attempts, started_at, false)?;
+        match task::start(&self.rt.home, &spec, &dirs, placement) {
+            Ok(started) => {
+                let where_ = if gpus.is_empty() {
+                    format!("on {LOCAL_NODE}")
+                } else {
+                    format!("on {LOCAL_NODE} with GPUs {}", gpus.join(","))
+                };
+                let msg = if spec.workers > 1 {
+                    format!(
+                        "attempt {attempt_no}: {} workers started {where_}",
+                        spec.workers
+                    )
+                } else {
+                    format!("attempt {attempt_no} started {where_}")
+                };
+                self.track(index, started)?;
+                self.event(run, &spec.job, EventKind::Normal, "Started", &msg);
+                if let Some(deadline) = spec.deadline {
+                    let tx = self.tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(deadline).await;
+                        let _ = tx.send(Ev::Deadline {
+                            task: index,
+                            attempt: attempt_no,
+                        });
+                    });
+                }
+            }
+            Err((started, e)) => {
+                let mut message = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(s) = source {
+                    message.push_str(&format!(": {s}"));
+                    source = s.source();
+                }
+                self.track(index, started)?;
+                self.fail_attempt(index, Outcome::Error, "FailedToStart", message);
+                self.maybe_finish_attempt(index)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn track(&mut self, index: usize, started: Vec<process::Started>) -> Result<(), RuntimeError> {
+        let t = &mut self.tasks[index];
+        let run_id = self.runs[t.run].id.clone();
+        let a = t.attempt.as_mut().expect("running task has an attempt");
+        for (rank, s) in started.into_iter().enumerate() {
+            let rank = u32::try_from(rank).unwrap_or(u32::MAX);
+            let log = a.dirs.log(rank);
+            let row = self.rt.store.insert_process(
+                a.id,
+                rank,
+                s.pid,
+                s.start_time,
+                &log.display().to_string(),
+                now(),
+            )?;
+            let source = if t.spec.workers > 1 {
+                format!("{}/{rank}", t.spec.job)
+            } else {
+                t.spec.job.clone()
+            };
+            self.tail
+                .follow(log.clone(), format!("{run_id}\u{0}{source}"), 0);
+            a.procs.push(ProcState {
+                rank,
+                row,
+                pgid: s.pid,
+                log,
+                exit: None,
+            });
+            let tx = self.tx.clone();
+            let attempt = a.number;
+            let mut child = s.child;
+            tokio::spawn(async move {
+                let exit = match child.wait().await {
+                    Ok(status) => Exit::from_status(status),
+                    Err(_) => Exit::Code(-1),
+                };
+                let _ = tx.send(Ev::Exited {
+                    task: index,
+                    attempt,
+                    rank,
+                    exit,
+                });
+            });
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, ev: Ev) -> Result<(), RuntimeError> {
+        match ev {
+            Ev::Exited {
+                task,
+                attempt,
+                rank,
+                exit,
+            } => {
+                let t = &mut self.tasks[task];
+                let Some(a) = t.attempt.as_mut().filter(|a| a.number == attempt) else {
+                    return Ok(());
+                };
+                let Some(p) = a.procs.iter_mut().find(|p| p.rank == rank) else {
+                    return Ok(());
+                };
+                p.exit = Some(exit);
+                let (row, log) = (p.row, p.log.clone());
+                self.rt
+                    .store
+                    .finish_process(row, &exit.to_string(), now())?;
+                self.tail.close(&log);
+                if !exit.success() {
+                    let job = self.tasks[task].spec.job.clone();
+                    let workers = self.tasks[task].spec.workers;
+                    let who = if workers > 1 {
+                        format!("worker {rank}")
+                    } else {
+                        "the process".to_string()
+                    };
+                    self.fail_attempt(
+                        task,
+                        Outcome::Failed,
+                        "Failed",
+                        format!("{who} of {job} ended with {exit}"),
+                    );
+                }
+                self.maybe_finish_attempt(task)?;
+            }
+            Ev::Deadline { task, attempt } => {
+                let running = self.tasks[task].attempt.as_ref().is_some_and(|a| {
+                    a.number == attempt && a.procs.iter().any(|p| p.exit.is_none())
+                });
+                if running {
+                    let deadline = self.tasks[task].spec.deadline.unwrap_or_default();
+                    self.fail_attempt(
+                        task,
+                        Outcome::Failed,
+                        "DeadlineExceeded",
+                        format!(
+                            "attempt {attempt} ran longer than its deadline {}",
+                            mlctl_core::scalar::Duration(deadline)
+                        ),
+                    );
+                }
+            }
+            Ev::RetryDue { task } => {
+                if self.tasks[task].phase == Phase::Waiting
+                    && !self.runs[self.tasks[task].run].cancelled
+                {
+                    self.submit(task)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the first failure of the current attempt and stops its workers.
+    fn fail_attempt(
+        &mut self,
+        index: usize,
+        outcome: Outcome,
+        reason: &'static str,
+        message: String,
+    ) {
+        let grace = if self.forced {
+            Duration::ZERO
+        } else {
+            self.rt.grace
+        };
+        let Some(a) = self.tasks[index].attempt.as_mut() else {
+            return;
+        };
+        if a.failure.is_none() {
+            a.failure = Some((outcome, reason, message));
+        }
+        for p in a.procs.iter().filter(|p| p.exit.is_none()) {
+            let pgid = p.pgid;
+            tokio::spawn(process::stop_group(pgid, grace));
+        }
+    }
+
+    /// When every worker of the current attempt has exited, closes the attempt.
+    fn maybe_finish_attempt(&mut self, index: usize) -> Result<(), RuntimeError> {
+        let done = self.tasks[index]
+            .attempt
+            .as_ref()
+            .is_some_and(|a| a.procs.iter().all(|p| p.exit.is_some()));
+        if !done {
+            return Ok(());
+        }
+        self.finish_attempt(index, true)?;
+        Ok(())
+    }
+
+    /// Closes the current attempt (telling the scheduler when `placed`) and decides what is
+    /// next for the job.
+    fn finish_attempt(&mut self, index: usize, placed: bool) -> Result<(), RuntimeError> {
+        let Some(a) = self.tasks[index].attempt.take() else {
+            return Ok(());
+        };
+        // members of the groups that outlived their leader (daemons a worker started)
+        for p in &a.procs {
+            let _ = process::signal_group(p.pgid, Signal::SIGKILL);
+        }
+        if placed {
+            self.outbox.push(Event::Finish {
+                job: a.sched.clone(),
+            });
+        }
+        self.by_sched.remove(&a.sched);
+        let (run, job, job_id) = {
+            let t = &self.tasks[index];
+            (t.run, t.spec.job.clone(), t.job_id)
+        };
+        let cancelled = self.runs[run].cancelled;
+        match a.failure {
+            None if !cancelled => {
+                let outputs = match task::collect_outputs(&a.dirs, &self.tasks[index].spec.outputs)
+                {
+                    Ok(outputs) => outputs,
+                    Err(why) => {
+                        self.rt.store.update_attempt(
+                            a.id,
+                            "Failed",
+                            "MissingOutput",
+                            &why,
+                            now(),
+                            true,
+                        )?;
+                        self.event(run, &job, EventKind::Warning, "MissingOutput", &why);
+                        return self.after_failure(index, Outcome::Failed, why);
+                    }
+                };
+                self.rt
+                    .store
+                    .update_attempt(a.id, "Succeeded", "", "", now(), true)?;
+                let outputs_json =
+                    serde_json::to_string(&outputs.iter().cloned().collect::<BTreeMap<_, _>>())
+                        .unwrap_or_default();
+                self.rt.store.set_job_outputs(job_id, &outputs_json)?;
+                let attempts = self.tasks[index].attempts;
+                self.rt
+                    .store
+                    .update_job(job_id, "Succeeded", "", attempts, now(), true)?;
+                self.tasks[index].phase = Phase::Done;
+                self.event(
+                    run,
+                    &job,
+                    EventKind::Normal,
+                    "Succeeded",
+                    &format!("attempt {} succeeded", a.number),
+                );
+                let result = JobResult::Succeeded {
+                    outputs,
+                    work: a.dirs.work.clone(),
+                };
+                self.runs[run].controller.finished(&job, &result);
+                self.advance()?;
+            }
+            None => {
+                self.rt
+                    .store
+                    .update_attempt(a.id, "Cancelled", "Cancelled", "", now(), true)?;
+                self.cancel_job(index)?;
+            }
+            Some((outcome, reason, message)) => {
+                let phase = match outcome {
+                    Outcome::Error => "Error",
+                    Outcome::Lost => "Lost",
+                    _ => "Failed",
+                };
+                let phase = if cancelled { "Cancelled" } else { phase };
+                self.rt
+                    .store
+                    .update_attempt(a.id, phase, reason, &message, now(), true)?;
+                if cancelled {
+                    self.cancel_job(index)?;
+                } else {
+                    self.event(run, &job, EventKind::Warning, reason, &message);
+                    if reason == "Unschedulable" {
+                        // no retry can help
+                        self.give_up(index, message)?;
+                    } else {
+                        self.after_failure(index, outcome, message)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn cancel_job(&mut self, index: usize) -> Result<(), RuntimeError> {
+        let t = &mut self.tasks[index];
+        t.phase = Phase::Done;
+        self.rt
+            .store
+            .update_job(t.job_id, "Cancelled", "cancelled", t.attempts, now(), true)?;
+        let (run, job) = (t.run, t.spec.job.clone());
+        self.runs[run]
+            .controller
+            .finished(&job, &JobResult::Cancelled);
+        Ok(())
+    }
+
+    fn after_failure(
+        &mut self,
+        index: usize,
+        outcome: Outcome,
+        message: String,
+    ) -> Result<(), RuntimeError> {
+        let t = &self.tasks[index];
+        let since = t.first_start.map_or(0.0, |s| (now() - s).max(0.0));
+        match retry::decide(
+            t.spec.retries.as_ref(),
+            t.attempts,
+            outcome,
+            Duration::from_secs_f64(since),
+        ) {
+            retry::Decision::Retry { after } => {
+                let (run, job) = (t.run, t.spec.job.clone());
+                let t = &mut self.tasks[index];
+                t.phase = Phase::Waiting;
+                self.rt.store.update_job(
+                    t.job_id,
+                    "Retrying",
+                    &message,
+                    t.attempts,
+                    now(),
+                    false,
+                )?;
+                let text = if after.is_zero() {
+                    format!("retrying now: {message}")
+                } else {
+                    format!(
+                        "retrying in {}: {message}",
+                        mlctl_core::scalar::Duration(after)
+                    )
+                };
+                self.event(run, &job, EventKind::Normal, "BackOff", &text);
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(after).await;
+                    let _ = tx.send(Ev::RetryDue { task: index });
+                });
+            }
+            retry::Decision::GiveUp { why } => {
+                let full = if t.spec.retries.is_some() {
+                    format!("{message} ({why})")
+                } else {
+                    message
+                };
+                self.give_up(index, full)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn give_up(&mut self, index: usize, message: String) -> Result<(), RuntimeError> {
+        let t = &mut self.tasks[index];
+        t.phase = Phase::Done;
+        self.rt
+            .store
+            .update_job(t.job_id, "Failed", &message, t.attempts, now(), true)?;
+        let (run, job) = (t.run, t.spec.job.clone());
+        self.runs[run]
+            .controller
+            .finished(&job, &JobResult::Failed { message });
+        self.advance()
+    }
+
+    fn on_tick(&mut self) -> Result<(), RuntimeError> {
+        let Self { tail, observer, .. } = self;
+        tail.poll(|source, line| {
+            let (run, source) = source.split_once('\u{0}').unwrap_or(("", source));
+            observer.log(run, source, line);
+        });
+        // learn about room freed by other processes
+        if self.tasks.iter().any(|t| t.phase == Phase::Queued) {
+            let synced = self.rt.sync.sync(&mut self.rt.store, Vec::new())?;
+            self.decide(synced.decisions)?;
+        }
+        let t = now();
+        if t - self.last_cancel_check > 0.25 {
+            self.last_cancel_check = t;
+            for run in 0..self.runs.len() {
+                let r = &self.runs[run];
+                if r.phase.is_none() && !r.cancelled && self.rt.store.cancel_requested(&r.id)? {
+                    self.cancel_run(run);
+                }
+            }
+            self.advance()?;
+        }
+        Ok(())
+    }
+
+    fn interrupt(&mut self) {
+        let again = self.interrupted;
+        self.interrupted = true;
+        if again {
+            // a second Ctrl-C skips the grace period
+            self.forced = true;
+            for t in &self.tasks {
+                for p in t.attempt.iter().flat_map(|a| a.procs.iter()) {
+                    if p.exit.is_none() {
+                        let _ = process::signal_group(p.pgid, Signal::SIGKILL);
+                    }
+                }
+            }
+            return;
+        }
+        for run in 0..self.runs.len() {
+            self.cancel_run(run);
+        }
+        let _ = self.advance();
+    }
+
+    /// Stops a run: queued jobs are withdrawn, running ones stopped, nothing new starts.
+    fn cancel_run(&mut self, run: usize) {
+        if self.runs[run].phase.is_some() {
+            return;
+        }
+        self.runs[run].cancelled = true;
+        for index in 0..self.tasks.len() {
+            if self.tasks[index].run != run {
+                continue;
+            }
+            match self.tasks[index].phase {
+                Phase::Queued => {
+                    if let Some(a) = self.tasks[index].attempt.take() {
+                        self.outbox.push(Event::Cancel {
+                            job: a.sched.clone(),
+                        });
+                        self.by_sched.remove(&a.sched);
+                        let _ = self.rt.store.update_attempt(
+                            a.id,
+                            "Cancelled",
+                            "Cancelled",
+                            "",
+                            now(),
+                            true,
+                        );
+                    }
+                    let _ = self.cancel_job(index);
+                }
+                Phase::Running => {
+                    self.fail_attempt(index, Outcome::Failed, "Cancelled", "cancelled".into());
+                }
+                Phase::Waiting => {
+                    let _ = self.cancel_job(index);
+                }
+                Phase::Done => {}
+            }
+        }
+    }
+}
+
+/// The controller of a run that cannot be driven: it fails at once with the reason.
+struct Failed(String);
+
+impl Controller for Failed {
+    fn ready(&mut self) -> Vec<TaskSpec> {
+        Vec::new()
+    }
+    fn finished(&mut self, _job: &str, _result: &JobResult) {}
+    fn outcome(&self) -> Option<(RunPhase, String)> {
+        Some((RunPhase::Failed, self.0.clone()))
+    }
+    fn namespaces(&self) -> Vec<mlctl_core::sched::NamespacePolicy> {
+        Vec::new()
+    }
+}

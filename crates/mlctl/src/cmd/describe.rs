@@ -1,0 +1,146 @@
+//! `mlctl describe run ID`: a run in detail, as `kubectl describe` shows an object: its
+//! jobs, each attempt with its placement and processes, why it waits, and its events.
+
+use crate::exit::{self, Failure, Outcome};
+use crate::local::{self, elapsed, now};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// What to describe.
+    #[arg(value_enum)]
+    what: What,
+    /// The run's id (or a unique prefix of it).
+    id: String,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum What {
+    Run,
+}
+
+fn failure(e: impl Into<anyhow::Error>) -> Failure {
+    Failure::new(exit::LOCAL_RUNTIME, e)
+}
+
+pub fn run(args: &Args) -> Outcome {
+    let What::Run = args.what;
+    let store = local::store()?;
+    let run = store.find_run(&args.id).map_err(failure)?.ok_or_else(|| {
+        Failure::bad_input(anyhow::anyhow!("no run {}", args.id))
+            .with_hint("`mlctl get runs` lists the runs")
+    })?;
+    let t = now();
+    println!("Name:        {}", run.id);
+    println!("Kind:        {}", run.kind);
+    println!("Object:      {}/{}", run.namespace, run.name);
+    println!("Phase:       {}", run.phase);
+    if !run.message.is_empty() {
+        println!("Message:     {}", run.message);
+    }
+    println!("Spec dir:    {}", run.spec_dir);
+    if run.params != "{}" {
+        println!("Params:      {}", run.params);
+    }
+    println!(
+        "Duration:    {}",
+        elapsed(run.finished_at.unwrap_or(t) - run.created_at)
+    );
+    println!("Jobs:");
+    for job in store.jobs(&run.id).map_err(failure)? {
+        println!(
+            "  {}: {} ({} worker{}, {} attempt{})",
+            job.name,
+            job.phase,
+            job.workers,
+            if job.workers == 1 { "" } else { "s" },
+            job.attempts,
+            if job.attempts == 1 { "" } else { "s" }
+        );
+        if !job.message.is_empty() {
+            let label = if job.phase == "Queued" {
+                "Pending"
+            } else {
+                "Message"
+            };
+            println!("    {label}: {}", job.message);
+        }
+        if job.outputs != "{}" {
+            println!("    Outputs: {}", job.outputs);
+        }
+        for a in store.attempts(job.id).map_err(failure)? {
+            let duration = match (a.started_at, a.finished_at) {
+                (Some(s), Some(f)) => elapsed(f - s),
+                (Some(s), None) => format!("{} so far", elapsed(t - s)),
+                _ => "not started".into(),
+            };
+            let why = if a.message.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", a.message)
+            };
+            println!("    attempt {}: {} ({duration}){why}", a.number, a.phase);
+            if let Some(p) = a
+                .placement
+                .as_deref()
+                .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+            {
+                for w in p["workers"].as_array().into_iter().flatten() {
+                    let gpus: Vec<&str> = w["gpus"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|g| g.as_str())
+                        .collect();
+                    let gpus = if gpus.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", GPUs {}", gpus.join(","))
+                    };
+                    println!(
+                        "      worker {} on {}{gpus}",
+                        w["rank"],
+                        w["node"].as_str().unwrap_or("?")
+                    );
+                }
+            }
+            for p in store.processes(a.id).map_err(failure)? {
+                println!(
+                    "      process {} (rank {}): {}; log {}",
+                    p.pid,
+                    p.rank,
+                    p.exit.as_deref().unwrap_or("running"),
+                    p.log_path
+                );
+            }
+        }
+    }
+    println!("Events:");
+    let events = store.events(&run.id).map_err(failure)?;
+    let rows: Vec<Vec<String>> = events
+        .iter()
+        .map(|e| {
+            vec![
+                e.kind.clone(),
+                e.reason.clone(),
+                format!("{} ago", elapsed(t - e.at)),
+                if e.job.is_empty() {
+                    "run".into()
+                } else {
+                    e.job.clone()
+                },
+                e.message.clone(),
+            ]
+        })
+        .collect();
+    super::get::table(
+        &["  TYPE", "REASON", "AGE", "FROM", "MESSAGE"],
+        &rows
+            .into_iter()
+            .map(|mut r| {
+                r[0] = format!("  {}", r[0]);
+                r
+            })
+            .collect::<Vec<_>>(),
+    );
+    Ok(exit::OK)
+}

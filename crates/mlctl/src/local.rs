@@ -1,0 +1,198 @@
+//! What the local-runtime commands share: the machine flags, opening the runtime, printing
+//! progress and logs of runs, and starting detached supervisors.
+
+use std::io::{IsTerminal, Write};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use mlctl_local::home::Home;
+use mlctl_local::runtime::{EventKind, MachineOptions, Observer, Runtime};
+
+use crate::exit::{self, Failure};
+
+/// What this machine offers, when not discovered.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct MachineArgs {
+    /// GPUs this machine has, when NVML cannot tell (no NVIDIA driver, or to use fewer).
+    #[arg(long, env = "MLCTL_GPUS", value_name = "N")]
+    pub gpus: Option<u32>,
+    /// The model of declared GPUs, matched against `gpuType` (default nvidia-gpu).
+    #[arg(long, env = "MLCTL_GPU_TYPE", value_name = "MODEL", requires = "gpus")]
+    pub gpu_type: Option<String>,
+    /// CPU cores to offer (default: all).
+    #[arg(long, env = "MLCTL_CPUS", value_name = "N")]
+    pub cpus: Option<u32>,
+    /// Memory to offer, as a quantity (default: all), e.g. 8Gi.
+    #[arg(long, env = "MLCTL_MEMORY", value_name = "QUANTITY")]
+    pub memory: Option<mlctl_core::quantity::Quantity>,
+}
+
+impl MachineArgs {
+    pub fn options(&self) -> MachineOptions {
+        MachineOptions {
+            gpus: self.gpus,
+            gpu_type: self.gpu_type.clone(),
+            cpus: self.cpus,
+            memory_bytes: self
+                .memory
+                .as_ref()
+                .map(|q| u64::try_from(q.units_ceil().max(0)).unwrap_or(u64::MAX)),
+        }
+    }
+}
+
+fn runtime_failure(e: impl Into<anyhow::Error>) -> Failure {
+    Failure::new(exit::LOCAL_RUNTIME, e)
+}
+
+/// The mlctl home.
+pub fn home() -> Result<Home, Failure> {
+    Home::from_env()
+        .map_err(runtime_failure)
+        .map_err(|f| f.with_hint("set MLCTL_HOME to a writable directory"))
+}
+
+/// Opens the runtime for this process.
+pub fn open(machine: &MachineArgs) -> Result<Runtime, Failure> {
+    Runtime::open(home()?, &machine.options()).map_err(runtime_failure)
+}
+
+/// Opens the store for reading.
+pub fn store() -> Result<mlctl_local::store::Store, Failure> {
+    let home = home()?;
+    mlctl_local::store::Store::open(&home.db()).map_err(runtime_failure)
+}
+
+/// A single-threaded tokio runtime for a command.
+pub fn block_on<F: Future>(f: F) -> Result<F::Output, Failure> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")
+        .map_err(runtime_failure)?;
+    Ok(rt.block_on(f))
+}
+
+/// Starts `mlctl __supervise RUN...` in the background, detached from the terminal, and
+/// waits until it has taken the runs over.
+pub fn spawn_supervisor(runtime: &Runtime, runs: &[String]) -> Result<(), Failure> {
+    if runs.is_empty() {
+        return Ok(());
+    }
+    let exe = std::env::current_exe()
+        .context("failed to find the mlctl executable")
+        .map_err(runtime_failure)?;
+    let dir = runtime.home().run_dir(&runs[0]);
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("failed to create {}", dir.display()))
+        .map_err(runtime_failure)?;
+    let log_path = dir.join("supervisor.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("failed to open {}", log_path.display()))
+        .map_err(runtime_failure)?;
+    let err = log.try_clone().map_err(runtime_failure)?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("__supervise")
+        .args(runs)
+        .env("MLCTL_HOME", runtime.home().root())
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(err);
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    cmd.spawn()
+        .context("failed to start a background supervisor")
+        .map_err(runtime_failure)?;
+    // hand over: wait until the supervisor owns every run
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut all = true;
+        for id in runs {
+            let row = runtime.store().find_run(id).map_err(runtime_failure)?;
+            if row.is_some_and(|r| r.owner == Some(runtime.owner())) {
+                all = false;
+            }
+        }
+        if all {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(runtime_failure(anyhow::anyhow!(
+                "the background supervisor did not take over (see {})",
+                log_path.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Prints progress to stderr and workers' output to stdout, each line prefixed with its
+/// source (and run, when several run at once).
+pub struct Printer {
+    color: bool,
+    show_run: bool,
+}
+
+impl Printer {
+    pub fn new(runs: usize) -> Self {
+        Self {
+            color: std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal(),
+            show_run: runs > 1,
+        }
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+impl Observer for Printer {
+    fn event(&mut self, run: &str, job: &str, kind: EventKind, reason: &str, message: &str) {
+        let who = match (self.show_run, job.is_empty()) {
+            (true, true) => run.to_string(),
+            (true, false) => format!("{run}/{job}"),
+            (false, true) => "run".to_string(),
+            (false, false) => job.to_string(),
+        };
+        let reason = match kind {
+            EventKind::Normal => self.paint("36", reason),
+            EventKind::Warning => self.paint("33", reason),
+        };
+        eprintln!("{} {who}: {reason}: {message}", self.paint("2", "▸"));
+    }
+
+    fn log(&mut self, run: &str, source: &str, line: &str) {
+        let prefix = if self.show_run {
+            format!("{run}/{source}")
+        } else {
+            source.to_string()
+        };
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{} {line}", self.paint("2", &format!("[{prefix}]")));
+    }
+}
+
+/// Human-readable elapsed time: `3s`, `2m10s`, `1h4m`, `3d2h`.
+pub fn elapsed(secs: f64) -> String {
+    let s = secs.max(0.0) as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{}s", s / 60, s % 60),
+        3600..=86399 => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d{}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+/// Seconds since the epoch.
+pub fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
