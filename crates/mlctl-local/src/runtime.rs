@@ -592,11 +592,7 @@ impl Dispatcher<'_> {
                 self.handle(ev)?;
             }
         }
-        let Self { tail, observer, .. } = self;
-        tail.poll(|source, line| {
-            let (run, source) = source.split_once('\u{0}').unwrap_or(("", source));
-            observer.log(run, source, line);
-        });
+        self.drain_logs();
         let runs = self
             .runs
             .iter()
@@ -981,6 +977,7 @@ impl Dispatcher<'_> {
                     .store
                     .finish_process(row, &exit.to_string(), now())?;
                 self.tail.close(&log);
+                self.drain_logs();
                 if !exit.success() {
                     let job = self.tasks[task].spec.job.clone();
                     let workers = self.tasks[task].spec.workers;
@@ -1240,12 +1237,17 @@ impl Dispatcher<'_> {
         self.advance()
     }
 
-    fn on_tick(&mut self) -> Result<(), RuntimeError> {
+    /// Hands the lines workers wrote since the last call to the observer.
+    fn drain_logs(&mut self) {
         let Self { tail, observer, .. } = self;
         tail.poll(|source, line| {
             let (run, source) = source.split_once('\u{0}').unwrap_or(("", source));
             observer.log(run, source, line);
         });
+    }
+
+    fn on_tick(&mut self) -> Result<(), RuntimeError> {
+        self.drain_logs();
         // learn about room freed by other processes
         if self.tasks.iter().any(|t| t.phase == Phase::Queued) {
             let synced = self.rt.sync.sync(&mut self.rt.store, Vec::new())?;

@@ -176,6 +176,7 @@ impl Observer for Printer {
         };
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{} {line}", self.paint("2", &format!("[{prefix}]")));
+        let _ = out.flush();
     }
 }
 

@@ -1,5 +1,7 @@
 //! The `mlctl` command: parses the command line and hands over to one command.
 
+#[macro_use]
+mod out;
 mod cli;
 mod cmd;
 mod exit;

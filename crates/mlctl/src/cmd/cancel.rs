@@ -26,7 +26,7 @@ pub fn run(args: &Args) -> Outcome {
             .with_hint("`mlctl get runs` lists the runs")
     })?;
     if run.finished_at.is_some() {
-        println!("run {} already {}", run.id, run.phase.to_lowercase());
+        crate::outln!("run {} already {}", run.id, run.phase.to_lowercase());
         return Ok(exit::OK);
     }
     store.request_cancel(&run.id).map_err(failure)?;
@@ -38,14 +38,14 @@ pub fn run(args: &Args) -> Outcome {
             .map_err(failure)?;
     }
     if args.no_wait {
-        println!("run {} is being cancelled", run.id);
+        crate::outln!("run {} is being cancelled", run.id);
         return Ok(exit::OK);
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let now = store.find_run(&run.id).map_err(failure)?;
         if let Some(r) = now.filter(|r| r.finished_at.is_some()) {
-            println!("run {} {}", r.id, r.phase.to_lowercase());
+            crate::outln!("run {} {}", r.id, r.phase.to_lowercase());
             return Ok(exit::OK);
         }
         if Instant::now() > deadline {

@@ -30,24 +30,24 @@ pub fn run(args: &Args) -> Outcome {
             .with_hint("`mlctl get runs` lists the runs")
     })?;
     let t = now();
-    println!("Name:        {}", run.id);
-    println!("Kind:        {}", run.kind);
-    println!("Object:      {}/{}", run.namespace, run.name);
-    println!("Phase:       {}", run.phase);
+    crate::outln!("Name:        {}", run.id);
+    crate::outln!("Kind:        {}", run.kind);
+    crate::outln!("Object:      {}/{}", run.namespace, run.name);
+    crate::outln!("Phase:       {}", run.phase);
     if !run.message.is_empty() {
-        println!("Message:     {}", run.message);
+        crate::outln!("Message:     {}", run.message);
     }
-    println!("Spec dir:    {}", run.spec_dir);
+    crate::outln!("Spec dir:    {}", run.spec_dir);
     if run.params != "{}" {
-        println!("Params:      {}", run.params);
+        crate::outln!("Params:      {}", run.params);
     }
-    println!(
+    crate::outln!(
         "Duration:    {}",
         elapsed(run.finished_at.unwrap_or(t) - run.created_at)
     );
-    println!("Jobs:");
+    crate::outln!("Jobs:");
     for job in store.jobs(&run.id).map_err(failure)? {
-        println!(
+        crate::outln!(
             "  {}: {} ({} worker{}, {} attempt{})",
             job.name,
             job.phase,
@@ -62,10 +62,10 @@ pub fn run(args: &Args) -> Outcome {
             } else {
                 "Message"
             };
-            println!("    {label}: {}", job.message);
+            crate::outln!("    {label}: {}", job.message);
         }
         if job.outputs != "{}" {
-            println!("    Outputs: {}", job.outputs);
+            crate::outln!("    Outputs: {}", job.outputs);
         }
         for a in store.attempts(job.id).map_err(failure)? {
             let duration = match (a.started_at, a.finished_at) {
@@ -78,7 +78,7 @@ pub fn run(args: &Args) -> Outcome {
             } else {
                 format!(": {}", a.message)
             };
-            println!("    attempt {}: {} ({duration}){why}", a.number, a.phase);
+            crate::outln!("    attempt {}: {} ({duration}){why}", a.number, a.phase);
             if let Some(p) = a
                 .placement
                 .as_deref()
@@ -96,7 +96,7 @@ pub fn run(args: &Args) -> Outcome {
                     } else {
                         format!(", GPUs {}", gpus.join(","))
                     };
-                    println!(
+                    crate::outln!(
                         "      worker {} on {}{gpus}",
                         w["rank"],
                         w["node"].as_str().unwrap_or("?")
@@ -104,7 +104,7 @@ pub fn run(args: &Args) -> Outcome {
                 }
             }
             for p in store.processes(a.id).map_err(failure)? {
-                println!(
+                crate::outln!(
                     "      process {} (rank {}): {}; log {}",
                     p.pid,
                     p.rank,
@@ -114,7 +114,7 @@ pub fn run(args: &Args) -> Outcome {
             }
         }
     }
-    println!("Events:");
+    crate::outln!("Events:");
     let events = store.events(&run.id).map_err(failure)?;
     let rows: Vec<Vec<String>> = events
         .iter()

@@ -48,7 +48,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
                 out.push_str(&format!("{cell:<w$}   ", w = widths[i]));
             }
         }
-        println!("{}", out.trim_end());
+        crate::outln!("{}", out.trim_end());
     };
     line(header.iter().map(|h| h.to_string()).collect());
     for row in rows {
@@ -80,7 +80,7 @@ pub fn run(args: &Args) -> Outcome {
                         "phase": r.phase, "message": r.message, "createdAt": r.created_at, "finishedAt": r.finished_at})
                     })
                     .collect();
-                println!(
+                crate::outln!(
                     "{}",
                     serde_json::to_string_pretty(&items).unwrap_or_default()
                 );
@@ -131,7 +131,7 @@ pub fn run(args: &Args) -> Outcome {
                 }
             }
             if matches!(args.output, Format::Json) {
-                println!(
+                crate::outln!(
                     "{}",
                     serde_json::to_string_pretty(&items).unwrap_or_default()
                 );

@@ -81,9 +81,9 @@ pub fn run(args: &Args) -> Outcome {
         let prefix = args.prefix || jobs.len() > 1;
         tail.poll(|source, line| {
             if prefix {
-                println!("[{source}] {line}");
+                crate::outln!("[{source}] {line}");
             } else {
-                println!("{line}");
+                crate::outln!("{line}");
             }
         });
         if !args.follow {
@@ -97,9 +97,9 @@ pub fn run(args: &Args) -> Outcome {
             // one last read of everything written before the end
             tail.poll(|source, line| {
                 if prefix {
-                    println!("[{source}] {line}");
+                    crate::outln!("[{source}] {line}");
                 } else {
-                    println!("{line}");
+                    crate::outln!("{line}");
                 }
             });
             break;

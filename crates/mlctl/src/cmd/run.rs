@@ -67,7 +67,7 @@ pub fn run(args: &Args) -> Outcome {
     if args.detach {
         local::spawn_supervisor(&runtime, &ids)?;
         for id in &ids {
-            println!("{id}");
+            crate::outln!("{id}");
         }
         eprintln!(
             "running in the background; `mlctl get runs` lists them, `mlctl logs -f {}` follows one",

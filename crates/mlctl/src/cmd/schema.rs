@@ -7,7 +7,7 @@ pub struct Args {}
 
 pub fn run(_args: &Args) -> Outcome {
     let schema = mlctl_core::spec::json_schema();
-    println!(
+    crate::outln!(
         "{}",
         serde_json::to_string_pretty(&schema).unwrap_or_default()
     );

@@ -26,12 +26,12 @@ pub fn run(args: &Args) -> Outcome {
     let objects = loaded.spec.as_ref().map_or(&[][..], |s| s.objects());
     match args.output {
         Format::Text => {
-            print!("{}", diag::render_text(&loaded.diagnostics));
+            crate::out!("{}", diag::render_text(&loaded.diagnostics));
             if loaded.spec.is_some() {
                 let mut kinds: Vec<String> = objects.iter().map(|o| o.kind().to_string()).collect();
                 kinds.sort();
                 kinds.dedup();
-                println!(
+                crate::outln!(
                     "valid: {} objects ({}) in {} files{}",
                     objects.len(),
                     kinds.join(", "),
@@ -43,7 +43,7 @@ pub fn run(args: &Args) -> Outcome {
                     }
                 );
             } else {
-                println!("invalid: {}", diag::summary(&loaded.diagnostics));
+                crate::outln!("invalid: {}", diag::summary(&loaded.diagnostics));
             }
         }
         Format::Json => {
@@ -63,7 +63,7 @@ pub fn run(args: &Args) -> Outcome {
                 "objects": objects,
                 "diagnostics": loaded.diagnostics,
             });
-            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            crate::outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         }
     }
     Ok(if loaded.spec.is_some() {

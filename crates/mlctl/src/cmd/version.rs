@@ -20,10 +20,10 @@ pub fn run(args: &Args) -> Outcome {
     let spec = "mlctl.dev/v1alpha1";
     match args.output {
         Format::Text => {
-            println!("mlctl {version}");
-            println!("spec: {spec}");
+            crate::outln!("mlctl {version}");
+            crate::outln!("spec: {spec}");
         }
-        Format::Json => println!(
+        Format::Json => crate::outln!(
             "{}",
             serde_json::json!({"version": version, "specApiVersion": spec})
         ),
