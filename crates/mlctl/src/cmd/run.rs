@@ -18,6 +18,9 @@ pub struct Args {
     /// Submit and return; the runs go on in the background (`mlctl logs -f RUN` follows one).
     #[arg(short, long)]
     detach: bool,
+    /// Time workers get to stop after SIGTERM before SIGKILL (cancel, failed gang, deadline).
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    grace_period: mlctl_core::scalar::Duration,
     #[command(flatten)]
     machine: MachineArgs,
 }
@@ -44,6 +47,7 @@ pub fn run(args: &Args) -> Outcome {
             .map_err(|e| Failure::bad_input(anyhow::anyhow!("{}: {e}", object.id())))?;
     }
     let mut runtime = local::open(&args.machine)?;
+    runtime.set_grace(args.grace_period.0);
     let orphans = runtime
         .recover()
         .map_err(|e| Failure::new(exit::LOCAL_RUNTIME, e))?;
