@@ -254,13 +254,15 @@ impl Runtime {
         overrides: &IndexMap<String, String>,
         options: &serde_json::Value,
     ) -> Result<Vec<String>, RuntimeError> {
-        let sources_json = serde_json::to_string(
-            &sources
-                .iter()
-                .map(|(name, text)| serde_json::json!({"name": name, "text": text}))
-                .collect::<Vec<_>>(),
-        )
-        .unwrap_or_default();
+        let sources_id = self.store.put_sources(
+            &serde_json::to_string(
+                &sources
+                    .iter()
+                    .map(|(name, text)| serde_json::json!({"name": name, "text": text}))
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap_or_default(),
+        )?;
         let params_json = serde_json::to_string(overrides).unwrap_or_default();
         let options_json = options.to_string();
         let mut ids = Vec::new();
@@ -284,7 +286,7 @@ impl Runtime {
                 kind: object.kind().as_str(),
                 namespace: object.namespace(),
                 spec_dir: &spec_dir.display().to_string(),
-                sources: &sources_json,
+                sources: sources_id,
                 params: &params_json,
                 options: &options_json,
                 owner: self.owner,
@@ -385,6 +387,7 @@ impl Runtime {
             outbox: Vec::new(),
             tx,
             tail: Tailer::default(),
+            specs: BTreeMap::new(),
             forced: false,
             interrupted: false,
             last_cancel_check: 0.0,
@@ -477,6 +480,7 @@ struct Dispatcher<'a> {
     outbox: Vec<Event>,
     tx: mpsc::UnboundedSender<Ev>,
     tail: Tailer,
+    specs: BTreeMap<i64, ValidatedSpec>,
     forced: bool,
     interrupted: bool,
     last_cancel_check: f64,
@@ -492,6 +496,29 @@ impl Dispatcher<'_> {
         self.observer.event(&id, job, kind, reason, message);
     }
 
+    /// Parses and validates stored sources.
+    fn load_sources(&self, id: i64) -> Result<ValidatedSpec, String> {
+        let body = self.rt.store.sources(id).map_err(|e| e.to_string())?;
+        let sources: Vec<serde_json::Value> =
+            serde_json::from_str(&body).map_err(|e| format!("stored sources: {e}"))?;
+        let texts: Vec<(String, String)> = sources
+            .iter()
+            .map(|s| {
+                (
+                    s["name"].as_str().unwrap_or_default().to_string(),
+                    s["text"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        let refs: Vec<SourceText<'_>> = texts
+            .iter()
+            .map(|(name, text)| SourceText { name, text })
+            .collect();
+        validate::validate_sources(&refs)
+            .spec
+            .ok_or_else(|| "the stored spec no longer validates".to_string())
+    }
+
     fn load_run(&mut self, id: &str) -> Result<(), RuntimeError> {
         let err = |message: String| RuntimeError::Run {
             run: id.to_string(),
@@ -502,25 +529,11 @@ impl Dispatcher<'_> {
             .store
             .find_run(id)?
             .ok_or_else(|| err("no such run".into()))?;
-        let sources: Vec<serde_json::Value> =
-            serde_json::from_str(&row.sources).map_err(|e| err(format!("stored sources: {e}")))?;
-        let texts: Vec<(String, String)> = sources
-            .iter()
-            .map(|s| {
-                (
-                    s["name"].as_str().unwrap_or_default().to_string(),
-                    s["text"].as_str().unwrap_or_default().to_string(),
-                )
-            })
-            .collect();
-        let source_refs: Vec<SourceText<'_>> = texts
-            .iter()
-            .map(|(name, text)| SourceText { name, text })
-            .collect();
-        let report = validate::validate_sources(&source_refs);
-        let spec = report
-            .spec
-            .ok_or_else(|| err("the stored spec no longer validates".into()))?;
+        if !self.specs.contains_key(&row.sources) {
+            let spec = self.load_sources(row.sources).map_err(err)?;
+            self.specs.insert(row.sources, spec);
+        }
+        let spec = &self.specs[&row.sources];
         let kind = Kind::ALL
             .into_iter()
             .find(|k| k.as_str() == row.kind)
@@ -535,7 +548,7 @@ impl Dispatcher<'_> {
         let spec_dir = PathBuf::from(&row.spec_dir);
         let controller = controller::build(&RunContext {
             home: &self.rt.home,
-            spec: &spec,
+            spec,
             object,
             spec_dir: &spec_dir,
             overrides: &overrides,

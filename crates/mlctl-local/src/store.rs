@@ -39,13 +39,17 @@ CREATE TABLE IF NOT EXISTS owners (
   started_at REAL NOT NULL,
   command TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS sources (
+  id INTEGER PRIMARY KEY,
+  body TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS runs (
   id TEXT PRIMARY KEY,
   name TEXT NOT NULL,
   kind TEXT NOT NULL,
   namespace TEXT NOT NULL,
   spec_dir TEXT NOT NULL,
-  sources TEXT NOT NULL,
+  sources INTEGER NOT NULL REFERENCES sources(id),
   params TEXT NOT NULL,
   options TEXT NOT NULL,
   phase TEXT NOT NULL,
@@ -131,8 +135,9 @@ pub struct RunRow {
     pub namespace: String,
     /// The directory of the spec file (relative paths resolve here).
     pub spec_dir: String,
-    /// The source texts, as JSON (`[{"name":..,"text":..}]`), so that resume needs no files.
-    pub sources: String,
+    /// The id of the stored source texts (see [`Store::sources`]); runs submitted together
+    /// share them.
+    pub sources: i64,
     /// Parameter overrides, as JSON.
     pub params: String,
     /// Run options, as JSON.
@@ -265,8 +270,8 @@ pub struct NewRun<'a> {
     pub namespace: &'a str,
     /// Spec directory.
     pub spec_dir: &'a str,
-    /// Sources JSON.
-    pub sources: &'a str,
+    /// Stored sources (from [`Store::put_sources`]).
+    pub sources: i64,
     /// Params JSON.
     pub params: &'a str,
     /// Options JSON.
@@ -441,6 +446,23 @@ impl Store {
         self.conn
             .execute("DELETE FROM owners WHERE id = ?1", params![id])?;
         Ok(())
+    }
+
+    /// Stores the source texts of a submission (JSON, `[{"name":..,"text":..}]`), so that
+    /// a run can be resumed without its files; returns their id.
+    pub fn put_sources(&self, body: &str) -> Result<i64> {
+        self.conn
+            .execute("INSERT INTO sources (body) VALUES (?1)", params![body])?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// The stored source texts.
+    pub fn sources(&self, id: i64) -> Result<String> {
+        Ok(self
+            .conn
+            .query_row("SELECT body FROM sources WHERE id = ?1", params![id], |r| {
+                r.get(0)
+            })?)
     }
 
     /// Adds a run.

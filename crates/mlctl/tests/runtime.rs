@@ -45,12 +45,25 @@ impl Env {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        self.mlctl().arg("run").args(args).output().expect("mlctl runs")
+        self.mlctl()
+            .arg("run")
+            .args(args)
+            .output()
+            .expect("mlctl runs")
     }
 
     fn json(&self, args: &[&str]) -> Value {
-        let out = self.mlctl().args(args).args(["-o", "json"]).output().expect("runs");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = self
+            .mlctl()
+            .args(args)
+            .args(["-o", "json"])
+            .output()
+            .expect("runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).expect("json")
     }
 
@@ -140,7 +153,10 @@ fn distributed_training_with_a_real_rendezvous() {
     let described = env.describe("ddp");
     // each worker got its own GPU
     for rank in 0..3 {
-        assert!(described.contains(&format!("worker {rank} on local, GPUs ")), "{described}");
+        assert!(
+            described.contains(&format!("worker {rank} on local, GPUs ")),
+            "{described}"
+        );
     }
 }
 
@@ -156,7 +172,11 @@ fn failures_are_retried_with_backoff_until_the_limit() {
     );
     let out = env.run(&["-f", spec.to_str().expect("utf8")]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("the retry limit (2) is reached"), "{}", text(&out));
+    assert!(
+        text(&out).contains("the retry limit (2) is reached"),
+        "{}",
+        text(&out)
+    );
     let starts: Vec<f64> = std::fs::read_to_string(&times)
         .expect("times")
         .lines()
@@ -167,7 +187,10 @@ fn failures_are_retried_with_backoff_until_the_limit() {
     assert!(starts[1] - starts[0] >= 1.0, "{starts:?}");
     assert!(starts[2] - starts[1] >= 2.0, "{starts:?}");
     let job = env.job("flaky");
-    assert_eq!((job["phase"].as_str(), job["attempts"].as_u64()), (Some("Failed"), Some(3)));
+    assert_eq!(
+        (job["phase"].as_str(), job["attempts"].as_u64()),
+        (Some("Failed"), Some(3))
+    );
 }
 
 #[test]
@@ -203,7 +226,8 @@ fn one_failing_worker_restarts_the_whole_gang() {
     assert_eq!(job["attempts"], 2);
     let described = env.describe("gang");
     assert!(
-        described.contains("attempt 1: Failed") && described.contains("worker 1 of gang ended with exit code 3"),
+        described.contains("attempt 1: Failed")
+            && described.contains("worker 1 of gang ended with exit code 3"),
         "{described}"
     );
     assert!(described.contains("attempt 2: Succeeded"), "{described}");
@@ -250,7 +274,15 @@ fn ctrl_c_cancels_and_leaves_no_orphan() {
         "job.yaml",
         "apiVersion: mlctl.dev/v1alpha1\nkind: TrainingJob\nmetadata: {name: stubborn}\nspec:\n  run: [sh, -c, 'trap \"\" TERM; (trap \"\" TERM; sleep 300) & sleep 300 & echo ready; wait']\n  workers: 2\n",
     );
-    let mut child = spawn_run(&env, &["-f", spec.to_str().expect("utf8"), "--grace-period", "500ms"]);
+    let mut child = spawn_run(
+        &env,
+        &[
+            "-f",
+            spec.to_str().expect("utf8"),
+            "--grace-period",
+            "500ms",
+        ],
+    );
     wait_for_lines(&mut child, "ready", 2);
     let pids = pids_in(&env.describe("stubborn"));
     assert_eq!(pids.len(), 2);
@@ -271,7 +303,11 @@ fn ctrl_c_cancels_and_leaves_no_orphan() {
             std::fs::read_to_string(format!("/proc/{pid}/stat"))
                 .ok()
                 .and_then(|s| s.rsplit(')').next().map(str::to_string))
-                .and_then(|rest| rest.split_whitespace().nth(2).and_then(|g| g.parse::<u32>().ok()))
+                .and_then(|rest| {
+                    rest.split_whitespace()
+                        .nth(2)
+                        .and_then(|g| g.parse::<u32>().ok())
+                })
                 .is_some_and(|pgrp| groups.contains(&pgrp))
         })
         .filter(|pid| alive(*pid))
@@ -307,11 +343,19 @@ fn two_runs_share_two_declared_gpus_without_overcommit() {
                 (t.parse().expect("time"), rest.to_string())
             })
             .collect();
-        let starts: Vec<&(f64, String)> = times.iter().filter(|t| t.1.starts_with("start")).collect();
-        let gpus: Vec<&str> = starts.iter().map(|t| t.1.trim_start_matches("start ")).collect();
+        let starts: Vec<&(f64, String)> =
+            times.iter().filter(|t| t.1.starts_with("start")).collect();
+        let gpus: Vec<&str> = starts
+            .iter()
+            .map(|t| t.1.trim_start_matches("start "))
+            .collect();
         let begin = starts.iter().map(|t| t.0).fold(f64::MAX, f64::min);
         let end = times.iter().map(|t| t.0).fold(0.0, f64::max);
-        (begin, end, gpus.iter().map(|g| g.to_string()).collect::<Vec<_>>())
+        (
+            begin,
+            end,
+            gpus.iter().map(|g| g.to_string()).collect::<Vec<_>>(),
+        )
     };
     let (a_begin, a_end, mut a_gpus) = span("a");
     let (b_begin, b_end, mut b_gpus) = span("b");
@@ -344,7 +388,9 @@ fn a_job_waits_behind_its_namespace_quota() {
     );
     let described = env.describe("small");
     assert!(
-        described.contains("quota ml-quota in namespace ml: requests.nvidia.com/gpu 2 used + 1 requested > 2 hard"),
+        described.contains(
+            "quota ml-quota in namespace ml: requests.nvidia.com/gpu 2 used + 1 requested > 2 hard"
+        ),
         "{described}"
     );
 }
@@ -375,9 +421,11 @@ fn kill_9_of_mlctl_then_recovery_retries_the_lost_attempt() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("recovered 1 run(s)"), "{}", text(&out));
     assert!(!alive(pids[0]), "the lost attempt's process was stopped");
-    wait_until("the recovered run to succeed", Duration::from_secs(30), || {
-        env.job("long")["phase"] == "Succeeded"
-    });
+    wait_until(
+        "the recovered run to succeed",
+        Duration::from_secs(30),
+        || env.job("long")["phase"] == "Succeeded",
+    );
     let described = env.describe("long");
     assert!(described.contains("attempt 1: Lost"), "{described}");
     assert!(described.contains("attempt 2: Succeeded"), "{described}");
