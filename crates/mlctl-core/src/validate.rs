@@ -658,12 +658,9 @@ impl Checker<'_> {
                 }
             }
             if !v.path.starts_with('/') {
-                self.error(
-                    "invalid-path",
-                    p.key("path"),
-                    format!("mount path {:?} must be absolute", v.path),
-                );
-            } else if let Some(other) = mounts.insert(v.path.as_str(), name.as_str()) {
+                self.relative_path(p.key("path"), "mount path", &v.path);
+            }
+            if let Some(other) = mounts.insert(v.path.as_str(), name.as_str()) {
                 self.error(
                     "duplicate-mount",
                     p.key("path"),

@@ -13,7 +13,7 @@ use mlctl_core::validate::ValidatedSpec;
 use mlctl_core::workload::{self, Params};
 
 use crate::home::Home;
-use crate::task::TaskSpec;
+use crate::task::{LocalVolume, TaskSpec};
 
 /// How a job ended for good (after its retries).
 #[derive(Debug, Clone, PartialEq)]
@@ -159,12 +159,15 @@ pub fn job_task(
     let volumes = job
         .volumes
         .iter()
-        .map(|(name, v)| {
-            let dir = match &v.claim {
-                Some(claim) => ctx.home.volume(claim),
-                None => ctx.home.root().join("scratch").join(name),
-            };
-            (name.clone(), dir)
+        .map(|(name, v)| LocalVolume {
+            name: name.clone(),
+            dir: match (&v.claim, &v.config_map, &v.secret) {
+                (Some(claim), _, _) => Some(ctx.home.volume(claim)),
+                (_, Some(map), _) => Some(ctx.home.root().join("configmaps").join(map)),
+                (_, _, Some(secret)) => Some(ctx.home.root().join("secrets").join(secret)),
+                _ => None,
+            },
+            mount: (!v.path.starts_with('/')).then(|| v.path.clone()),
         })
         .collect();
     Ok(TaskSpec {

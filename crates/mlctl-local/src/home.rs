@@ -7,8 +7,10 @@
 //! runs/<run>/<job>/attempt-<n>/outputs/     $MLCTL_OUTPUTS
 //! runs/<run>/<job>/attempt-<n>/logs/<rank>.log
 //! runs/<run>/supervisor.log                 a detached run's own messages
+//! runs/<run>/<job>/attempt-<n>/volumes/<v>/ `emptyDir` volumes
 //! volumes/<claim>/                          `claim` volumes: outlive runs
-//! secrets/<secret>/<key>                    values of secret references
+//! configmaps/<name>/                        `configMap` volumes
+//! secrets/<secret>/<key>                    values of secret references and `secret` volumes
 //! ```
 
 use std::path::{Path, PathBuf};

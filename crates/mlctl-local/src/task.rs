@@ -40,10 +40,22 @@ pub struct TaskSpec {
     pub spec_dir: PathBuf,
     /// A subdirectory of the view to start in.
     pub working_dir: Option<String>,
-    /// Volumes: name and the directory that backs it.
-    pub volumes: Vec<(String, PathBuf)>,
+    /// Volumes.
+    pub volumes: Vec<LocalVolume>,
     /// Output parameters to collect after success.
     pub outputs: Vec<String>,
+}
+
+/// A volume on this machine: a directory, linked into the working directory when its mount
+/// path is relative.
+#[derive(Debug, Clone)]
+pub struct LocalVolume {
+    /// The volume's name (`$MLCTL_VOLUME_<NAME>` holds its directory).
+    pub name: String,
+    /// The directory that backs it; `None` for scratch space of the attempt (`emptyDir`).
+    pub dir: Option<PathBuf>,
+    /// Its mount path, when relative to the working directory.
+    pub mount: Option<String>,
 }
 
 /// The directories of one attempt.
@@ -139,13 +151,28 @@ pub fn start(
         process::make_view(&spec.spec_dir, &dirs.work, home.root()),
     )?;
     prepare(&dirs.outputs, std::fs::create_dir_all(&dirs.outputs))?;
-    for (_, dir) in &spec.volumes {
-        prepare(dir, std::fs::create_dir_all(dir))?;
-    }
     let cwd = match &spec.working_dir {
         Some(sub) => dirs.work.join(sub),
         None => dirs.work.clone(),
     };
+    let volumes: Vec<(String, PathBuf)> = spec
+        .volumes
+        .iter()
+        .map(|v| {
+            let dir = v
+                .dir
+                .clone()
+                .unwrap_or_else(|| dirs.root.join("volumes").join(&v.name));
+            (v.name.clone(), dir)
+        })
+        .collect();
+    for (v, (_, dir)) in spec.volumes.iter().zip(&volumes) {
+        prepare(dir, std::fs::create_dir_all(dir))?;
+        if let Some(mount) = &v.mount {
+            let link = cwd.join(mount);
+            prepare(&link, link_volume(dir, &link))?;
+        }
+    }
     let master_port = match spec.master_port {
         Some(p) => p,
         None if spec.distributed => free_port().map_err(|e| (Vec::new(), StartError::Port(e)))?,
@@ -176,7 +203,7 @@ pub fn start(
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v)),
         );
-        for (name, dir) in &spec.volumes {
+        for (name, dir) in &volumes {
             env.push((volume_env_name(name), dir.display().to_string()));
         }
         let proc_spec = ProcSpec {
@@ -191,6 +218,18 @@ pub fn start(
         }
     }
     Ok(started)
+}
+
+/// Makes `link` point at `dir` (replacing what the view put there, such as a link to a
+/// directory of the same name next to the spec).
+fn link_volume(dir: &Path, link: &Path) -> std::io::Result<()> {
+    if let Some(parent) = link.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    if link.symlink_metadata().is_ok() {
+        std::fs::remove_file(link)?;
+    }
+    std::os::unix::fs::symlink(dir, link)
 }
 
 /// Reads the output parameters a successful attempt wrote; a missing one is an error.

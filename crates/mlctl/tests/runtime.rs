@@ -430,3 +430,45 @@ fn kill_9_of_mlctl_then_recovery_retries_the_lost_attempt() {
     assert!(described.contains("attempt 1: Lost"), "{described}");
     assert!(described.contains("attempt 2: Succeeded"), "{described}");
 }
+
+#[test]
+fn the_seed_training_jobs_run_for_real() {
+    let env = Env::new();
+    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/seed");
+    // the examples ask for production resources (a V100, 8 CPUs per worker): declare a machine
+    // that has them; the processes themselves are small
+    let machine = [
+        "--gpus",
+        "4",
+        "--gpu-type",
+        "nvidia-tesla-v100",
+        "--cpus",
+        "64",
+        "--memory",
+        "256Gi",
+    ];
+    for (file, job) in [
+        ("01-training-job.yaml", "ml-training"),
+        ("02-distributed-training.yaml", "distributed-training"),
+        ("12-training-rightsizing.yaml", "ml-training-job"),
+    ] {
+        let path = seed.join(file);
+        let mut args = vec!["-f", path.to_str().expect("utf8")];
+        args.extend(machine);
+        let out = env.run(&args);
+        assert!(out.status.success(), "{file}: {}", text(&out));
+        assert!(
+            text(&out).contains("exported"),
+            "{file} exports its model: {}",
+            text(&out)
+        );
+        assert_eq!(env.job(job)["phase"], "Succeeded");
+    }
+    // 01's model lands on its `model-output` claim volume, which outlives the run
+    assert!(
+        env.home
+            .path()
+            .join("volumes/model-output-pvc/model.onnx")
+            .exists()
+    );
+}

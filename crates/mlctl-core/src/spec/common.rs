@@ -225,7 +225,9 @@ pub enum TaintEffect {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Volume {
-    /// Where it is mounted (`/data`).
+    /// Where it is mounted: relative to the working directory (`data`; the same on this
+    /// machine and in the container), or absolute (`/data`; on Kubernetes only: locally the
+    /// directory is in `$MLCTL_VOLUME_<NAME>`).
     pub path: String,
     /// A PersistentVolumeClaim name.
     #[serde(skip_serializing_if = "Option::is_none")]
