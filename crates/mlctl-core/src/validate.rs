@@ -84,7 +84,24 @@ pub fn validate(raw: RawSpec) -> Report {
     let index = Index::new(&raw.objects);
     let mut diags = Vec::new();
     index.duplicates(&raw.objects, &mut diags);
+    let policies: HashMap<&str, crate::sched::NamespacePolicy> = raw
+        .objects
+        .iter()
+        .filter_map(|o| match &o.spec {
+            Spec::Platform(p) => Some(p),
+            _ => None,
+        })
+        .flat_map(|p| p.namespaces.iter())
+        .map(|(name, ns)| (name.as_str(), crate::workload::namespace_policy(name, ns)))
+        .collect();
     for object in &raw.objects {
+        if let Some(policy) = policies.get(object.namespace()) {
+            diags.extend(
+                namespace_fit(object, policy)
+                    .into_iter()
+                    .map(|d| object.place(d)),
+            );
+        }
         let mut c = Checker {
             object,
             index: &index,
@@ -1561,13 +1578,25 @@ impl Checker<'_> {
         }
         if let Some(l) = &ns.limits {
             let lp = np.key("limits");
-            for (field, bounds) in [
-                ("default", &l.default),
-                ("defaultRequest", &l.default_request),
+            // Kubernetes defaults a LimitRange's `default` to its `max` and `defaultRequest` to
+            // its `default` or `min`: a GPU in any of them becomes a GPU for every container
+            for (field, bounds, how) in [
+                ("default", &l.default, "gives"),
+                ("defaultRequest", &l.default_request, "gives"),
+                (
+                    "max",
+                    &l.max,
+                    "becomes the default limit (Kubernetes defaults `default` to `max`), which gives",
+                ),
+                (
+                    "min",
+                    &l.min,
+                    "becomes the default request (Kubernetes defaults `defaultRequest` to `min`), which gives",
+                ),
             ] {
                 if bounds.as_ref().is_some_and(|b| b.gpu.is_some()) {
-                    self.error("limit-range-gpu-default", lp.key(field).key("gpu"), format!("a GPU in limits.{field} gives every container of the namespace a GPU, including sidecars and CPU-only jobs"))
-                        .hint = Some("remove it; request GPUs in the workloads that need them (limits.max.gpu may bound them)".into());
+                    self.error("limit-range-gpu-default", lp.key(field).key("gpu"), format!("a GPU in limits.{field} {how} every container of the namespace that sets no GPU a GPU, including sidecars and CPU-only jobs"))
+                        .hint = Some("remove it; request GPUs in the workloads that need them, and bound the namespace's total with quota.gpu".into());
                 }
             }
             let pairs: [(&str, &Option<ResourceBounds>, &str, &Option<ResourceBounds>); 3] = [
@@ -1662,6 +1691,131 @@ impl Checker<'_> {
             );
         }
     }
+}
+
+/// The workloads of an object: each process shape, how many run together, and where its
+/// resources are written.
+fn workloads(object: &Object) -> Vec<(FieldPath, Resources, u32, &IndexMap<String, ScalarText>)> {
+    static NO_PARAMS: std::sync::OnceLock<IndexMap<String, ScalarText>> =
+        std::sync::OnceLock::new();
+    let none = NO_PARAMS.get_or_init(IndexMap::new);
+    let spec = spec_path();
+    let workers = |w: &Option<Templated<u32>>, params: &IndexMap<String, ScalarText>| {
+        w.as_ref()
+            .and_then(|w| {
+                crate::workload::resolve(
+                    w,
+                    &crate::workload::params(params, &IndexMap::new()).ok()?,
+                )
+                .ok()
+            })
+            .unwrap_or(1)
+    };
+    match &object.spec {
+        Spec::TrainingJob(j) => vec![(
+            spec.key("resources"),
+            j.resources.clone(),
+            workers(&j.workers, &j.params),
+            &j.params,
+        )],
+        Spec::Pipeline(p) => p
+            .steps
+            .iter()
+            .filter(|(_, s)| s.job.is_none() && s.deploy.is_none())
+            .map(|(name, s)| {
+                (
+                    spec.key("steps").key(name.as_str()).key("resources"),
+                    s.resources.clone(),
+                    workers(&s.workers, &p.params),
+                    &p.params,
+                )
+            })
+            .collect(),
+        Spec::InferenceService(s) => vec![(
+            spec.key("resources"),
+            s.resources.clone(),
+            s.replicas.min.max(1),
+            none,
+        )],
+        Spec::DataJob(d) => {
+            let mut out = vec![
+                (spec.key("driver"), d.driver.clone(), 1, &d.params),
+                (
+                    spec.key("executors"),
+                    d.executors.resources(),
+                    workers(&Some(d.executors.instances.clone()), &d.params),
+                    &d.params,
+                ),
+            ];
+            if d.engine == Engine::Dask {
+                out.push((spec.key("scheduler"), d.scheduler.clone(), 1, &d.params));
+            }
+            out
+        }
+        Spec::Platform(_) => Vec::new(),
+    }
+}
+
+/// Whether each workload of `object` could ever be admitted in its namespace: the limit
+/// range's bounds and the quota's hard amounts, applied exactly as the scheduler applies them,
+/// on a node large enough that only the namespace's rules can refuse it.
+fn namespace_fit(object: &Object, policy: &crate::sched::NamespacePolicy) -> Vec<Diagnostic> {
+    use crate::sched::{Decision, Event, GpuDevice, JobRequest, Node, Policy, Scheduler};
+    let mut out = Vec::new();
+    for (path, resources, workers, params) in workloads(object) {
+        let Ok(params) = crate::workload::params(params, &IndexMap::new()) else {
+            continue;
+        };
+        let Ok(pod) = crate::workload::pod(&resources, &IndexMap::new(), &[], &params) else {
+            continue; // a parameter that does not resolve is reported by the checks above
+        };
+        let gpus: u64 = pod
+            .containers
+            .iter()
+            .map(|c| u64::from(c.requests.gpus.unwrap_or(0)))
+            .sum();
+        let mut node = Node::new("any", u64::MAX / 4, u64::MAX / 4);
+        node.gpus = (0..gpus * u64::from(workers))
+            .map(|i| GpuDevice {
+                id: i.to_string(),
+                model: resources.gpu_type.clone().unwrap_or_default(),
+            })
+            .collect();
+        let mut scheduler = Scheduler::new(Policy::default());
+        let job = JobRequest {
+            id: crate::sched::JobId("check".into()),
+            namespace: policy.name.clone(),
+            priority: 0,
+            workers,
+            pod,
+        };
+        let decisions = [
+            Event::AddNode(node),
+            Event::SetNamespace(policy.clone()),
+            Event::Submit(job),
+        ]
+        .into_iter()
+        .flat_map(|e| scheduler.apply(e).unwrap_or_default())
+        .collect::<Vec<_>>();
+        for d in decisions {
+            if let Decision::Reject { reason, .. } = d {
+                let many = if workers > 1 {
+                    format!(" ({workers} together)")
+                } else {
+                    String::new()
+                };
+                out.push(
+                    Diagnostic::error(
+                        "exceeds-namespace-limits",
+                        path.clone(),
+                        format!("these resources{many} can never be admitted in namespace {}: {reason}", policy.name),
+                    )
+                    .with_hint("the namespace's quota and limit range are declared by a Platform; lower the request or raise the bound"),
+                );
+            }
+        }
+    }
+    out
 }
 
 fn is_cidr(text: &str) -> bool {

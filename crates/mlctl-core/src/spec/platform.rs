@@ -167,7 +167,8 @@ pub struct ResourceBounds {
     /// Memory.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory: Option<Quantity>,
-    /// GPUs (only meaningful in `max`; a GPU default would give every container a GPU).
+    /// GPUs: never in a LimitRange (every bound becomes a default for containers that set
+    /// none, which would give each of them a GPU); validation rejects it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gpu: Option<Quantity>,
 }
