@@ -383,6 +383,8 @@ impl Runtime {
             observer,
             runs: Vec::new(),
             tasks: Vec::new(),
+            open: Vec::new(),
+            dirty: std::collections::BTreeSet::new(),
             by_sched: BTreeMap::new(),
             outbox: Vec::new(),
             tx,
@@ -476,6 +478,10 @@ struct Dispatcher<'a> {
     observer: &'a mut dyn Observer,
     runs: Vec<RunState>,
     tasks: Vec<TaskState>,
+    /// Per run: tasks not yet done.
+    open: Vec<usize>,
+    /// Runs to look at in the next `advance`.
+    dirty: std::collections::BTreeSet<usize>,
     by_sched: BTreeMap<JobId, usize>,
     outbox: Vec<Event>,
     tx: mpsc::UnboundedSender<Ev>,
@@ -520,6 +526,8 @@ impl Dispatcher<'_> {
     }
 
     fn load_run(&mut self, id: &str) -> Result<(), RuntimeError> {
+        self.open.push(0);
+        self.dirty.insert(self.runs.len());
         let err = |message: String| RuntimeError::Run {
             run: id.to_string(),
             message,
@@ -634,7 +642,7 @@ impl Dispatcher<'_> {
 
     /// Asks every controller for ready tasks and closes finished runs.
     fn advance(&mut self) -> Result<(), RuntimeError> {
-        for run in 0..self.runs.len() {
+        while let Some(run) = self.dirty.pop_first() {
             if self.runs[run].phase.is_some() {
                 continue;
             }
@@ -644,11 +652,7 @@ impl Dispatcher<'_> {
                     self.add_task(run, spec)?;
                 }
             }
-            let open = self
-                .tasks
-                .iter()
-                .any(|t| t.run == run && t.phase != Phase::Done);
-            if open {
+            if self.open[run] > 0 {
                 continue;
             }
             let outcome = self.runs[run].controller.outcome();
@@ -679,7 +683,18 @@ impl Dispatcher<'_> {
         Ok(())
     }
 
+    /// Marks a task done; its run is looked at again by the next `advance`.
+    fn mark_done(&mut self, index: usize) {
+        let t = &mut self.tasks[index];
+        if t.phase != Phase::Done {
+            t.phase = Phase::Done;
+            self.open[t.run] -= 1;
+            self.dirty.insert(t.run);
+        }
+    }
+
     fn add_task(&mut self, run: usize, spec: TaskSpec) -> Result<(), RuntimeError> {
+        self.open[run] += 1;
         let run_id = self.runs[run].id.clone();
         let job_id = self.rt.store.upsert_job(&run_id, &spec.job, spec.workers)?;
         let previous = self.rt.store.attempts(job_id)?;
@@ -712,7 +727,7 @@ impl Dispatcher<'_> {
                     last.number,
                 )
                 .work;
-                self.tasks[index].phase = Phase::Done;
+                self.mark_done(index);
                 let job = self.tasks[index].spec.job.clone();
                 let result = JobResult::Succeeded {
                     outputs: outputs.into_iter().collect(),
@@ -1124,7 +1139,7 @@ impl Dispatcher<'_> {
                 self.rt
                     .store
                     .update_job(job_id, "Succeeded", "", attempts, now(), true)?;
-                self.tasks[index].phase = Phase::Done;
+                self.mark_done(index);
                 self.event(
                     run,
                     &job,
@@ -1172,8 +1187,8 @@ impl Dispatcher<'_> {
     }
 
     fn cancel_job(&mut self, index: usize) -> Result<(), RuntimeError> {
-        let t = &mut self.tasks[index];
-        t.phase = Phase::Done;
+        self.mark_done(index);
+        let t = &self.tasks[index];
         self.rt
             .store
             .update_job(t.job_id, "Cancelled", "cancelled", t.attempts, now(), true)?;
@@ -1238,8 +1253,8 @@ impl Dispatcher<'_> {
     }
 
     fn give_up(&mut self, index: usize, message: String) -> Result<(), RuntimeError> {
-        let t = &mut self.tasks[index];
-        t.phase = Phase::Done;
+        self.mark_done(index);
+        let t = &self.tasks[index];
         self.rt
             .store
             .update_job(t.job_id, "Failed", &message, t.attempts, now(), true)?;
@@ -1269,9 +1284,10 @@ impl Dispatcher<'_> {
         let t = now();
         if t - self.last_cancel_check > 0.25 {
             self.last_cancel_check = t;
+            let asked = self.rt.store.cancel_requested_runs(self.rt.owner)?;
             for run in 0..self.runs.len() {
                 let r = &self.runs[run];
-                if r.phase.is_none() && !r.cancelled && self.rt.store.cancel_requested(&r.id)? {
+                if r.phase.is_none() && !r.cancelled && asked.contains(&r.id) {
                     self.cancel_run(run);
                 }
             }
@@ -1307,6 +1323,7 @@ impl Dispatcher<'_> {
             return;
         }
         self.runs[run].cancelled = true;
+        self.dirty.insert(run);
         for index in 0..self.tasks.len() {
             if self.tasks[index].run != run {
                 continue;

@@ -558,18 +558,13 @@ impl Store {
         Ok(())
     }
 
-    /// Whether cancelling was asked.
-    pub fn cancel_requested(&self, id: &str) -> Result<bool> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT cancel_requested FROM runs WHERE id = ?1",
-                params![id],
-                |r| r.get::<_, i64>(0),
-            )
-            .optional()?
-            .unwrap_or(0)
-            != 0)
+    /// Unfinished runs of `owner` whose cancelling was asked.
+    pub fn cancel_requested_runs(&self, owner: i64) -> Result<Vec<String>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT id FROM runs WHERE owner = ?1 AND cancel_requested = 1 AND finished_at IS NULL",
+        )?;
+        let rows = st.query_map(params![owner], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Adds a job to a run (or returns the existing one of that name).
