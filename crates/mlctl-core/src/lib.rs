@@ -10,6 +10,7 @@
 pub mod contract;
 pub mod de;
 pub mod diag;
+pub mod expr;
 pub mod names;
 pub mod path;
 pub mod quantity;
