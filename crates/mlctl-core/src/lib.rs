@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod contract;
+pub mod dag;
 pub mod de;
 pub mod diag;
 pub mod expr;
