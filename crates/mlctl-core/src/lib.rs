@@ -8,8 +8,10 @@
 #![warn(missing_docs)]
 
 pub mod contract;
+pub mod dag;
 pub mod de;
 pub mod diag;
+pub mod expr;
 pub mod names;
 pub mod path;
 pub mod quantity;
