@@ -999,12 +999,10 @@ impl Checker<'_> {
                 Some(_) => {}
             }
         }
-        let cycles = find_cycles(p);
-        for cycle in &cycles {
-            let first = &cycle[0];
+        for cycle in cycles(p) {
             self.error(
                 "dag-cycle",
-                steps_path.key(first.as_str()).key("needs"),
+                steps_path.key(cycle[0].as_str()).key("needs"),
                 format!("the steps form a cycle: {}", cycle.join(" -> ")),
             );
         }
@@ -1015,6 +1013,25 @@ impl Checker<'_> {
                 pipeline: Some((p, name.as_str())),
             };
             self.step(&sp, name, step, scope);
+        }
+    }
+
+    /// Checks that a `when` parses as Argo's grammar, with its templates stood in for by a
+    /// value (Argo substitutes them before evaluating).
+    fn when(&mut self, path: &FieldPath, when: &str) {
+        let Ok(pieces) = template::parse(when) else {
+            return;
+        };
+        let substituted: String = pieces
+            .iter()
+            .map(|p| match p {
+                template::Piece::Text(t) => (*t).to_string(),
+                template::Piece::Ref(_) => "0".to_string(),
+            })
+            .collect();
+        if let Err(e) = crate::expr::parse(&substituted) {
+            self.error("invalid-when", path.clone(), format!("`when` does not parse: {}", e.message))
+                .hint = Some("Argo's grammar: comparisons (== != < > <= >=) of numbers and quoted strings, joined by && || and !, with parentheses".into());
         }
     }
 
@@ -1053,7 +1070,11 @@ impl Checker<'_> {
             }
         }
         if let Some(when) = &step.when {
+            let before = self.out.len();
             self.template(&sp.key("when"), when, scope, true);
+            if self.out.len() == before {
+                self.when(&sp.key("when"), when);
+            }
         }
         let namespace = self.object.namespace().to_string();
         if let Some(job) = &step.job {
@@ -1829,78 +1850,30 @@ fn is_cidr(text: &str) -> bool {
     }
 }
 
-/// Every cycle of the steps' `needs` graph, each named from its smallest step, e.g.
-/// `[a, b, c, a]`; each cycle once.
-fn find_cycles(p: &PipelineSpec) -> Vec<Vec<String>> {
-    // Tarjan-free: a DFS with colours finds back edges; each back edge closes a cycle.
-    #[derive(Clone, Copy, PartialEq)]
-    enum Colour {
-        White,
-        Grey,
-        Black,
-    }
-    let names: Vec<&str> = p.steps.keys().map(String::as_str).collect();
-    let idx: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
-    // a step that needs itself is reported as `self-dependency`, not as a cycle
-    let edges: Vec<Vec<usize>> = p
-        .steps
-        .values()
-        .enumerate()
-        .map(|(i, s)| {
-            s.needs
+/// Every cycle of the steps' `needs` graph (as the DAG engine finds them when sealing), each
+/// a path that starts and ends with the same step. Unknown and self references are left out:
+/// they have their own findings.
+fn cycles(p: &PipelineSpec) -> Vec<Vec<String>> {
+    let mut b = crate::dag::DagBuilder::new();
+    for (name, step) in &p.steps {
+        b.node(name.clone()).needs(
+            step.needs
                 .iter()
-                .filter_map(|n| idx.get(n.as_str()).copied())
-                .filter(|&n| n != i)
-                .collect()
-        })
-        .collect();
-    let mut colour = vec![Colour::White; names.len()];
-    let mut stack: Vec<usize> = Vec::new();
-    let mut cycles: BTreeSet<Vec<String>> = BTreeSet::new();
-    // iterative DFS to stay safe on deep graphs
-    for start in 0..names.len() {
-        if colour[start] != Colour::White {
-            continue;
-        }
-        let mut work: Vec<(usize, usize)> = vec![(start, 0)];
-        colour[start] = Colour::Grey;
-        stack.push(start);
-        while let Some(&(node, next)) = work.last() {
-            if let Some(&to) = edges[node].get(next) {
-                if let Some(top) = work.last_mut() {
-                    top.1 += 1;
-                }
-                match colour[to] {
-                    Colour::White => {
-                        colour[to] = Colour::Grey;
-                        stack.push(to);
-                        work.push((to, 0));
-                    }
-                    Colour::Grey => {
-                        let from = stack.iter().rposition(|&s| s == to).unwrap_or(0);
-                        let mut cycle: Vec<usize> = stack[from..].to_vec();
-                        // edges point from a step to what it needs: show them as "x needs y"
-                        let min = cycle
-                            .iter()
-                            .enumerate()
-                            .min_by_key(|(_, n)| names[**n])
-                            .map_or(0, |(i, _)| i);
-                        cycle.rotate_left(min);
-                        let mut named: Vec<String> =
-                            cycle.iter().map(|n| names[*n].to_string()).collect();
-                        named.push(named[0].clone());
-                        cycles.insert(named);
-                    }
-                    Colour::Black => {}
-                }
-            } else {
-                colour[node] = Colour::Black;
-                stack.pop();
-                work.pop();
-            }
-        }
+                .filter(|n| *n != name && p.steps.contains_key(*n))
+                .cloned(),
+        );
     }
-    cycles.into_iter().collect()
+    match b.seal() {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors
+            .0
+            .into_iter()
+            .filter_map(|e| match e {
+                crate::dag::SealError::Cycle { path, .. } => Some(path),
+                _ => None,
+            })
+            .collect(),
+    }
 }
 
 /// Whether step `from` needs step `target`, directly or through other steps.
