@@ -6,7 +6,9 @@
 //! 1. **Candidates** come from an index: the smallest posting list of the node selector's
 //!    labels, or (for GPU workers on the real cluster) the nodes with at least the needed
 //!    number of free GPUs, or else every node. A job whose total request exceeds the
-//!    cluster's free total is refused before any node is looked at.
+//!    cluster's free total is refused before any node is looked at. For GPU workers of any
+//!    model, free-GPU buckets are read in ascending order only until nodes without a
+//!    `PreferNoSchedule` taint have room for the gang: no later node can win the score.
 //! 2. **Filters** (Kubernetes' order): node selector, untolerated `NoSchedule`/`NoExecute`
 //!    taints, GPU model, allocatable size, then free capacity in the current view.
 //! 3. **Score**, lowest first, for one more worker on a node:
