@@ -7,6 +7,7 @@
 //! decisions out.
 #![warn(missing_docs)]
 
+pub mod autoscale;
 pub mod contract;
 pub mod dag;
 pub mod de;

@@ -6,7 +6,9 @@
 //! 1. **Candidates** come from an index: the smallest posting list of the node selector's
 //!    labels, or (for GPU workers on the real cluster) the nodes with at least the needed
 //!    number of free GPUs, or else every node. A job whose total request exceeds the
-//!    cluster's free total is refused before any node is looked at.
+//!    cluster's free total is refused before any node is looked at. For GPU workers of any
+//!    model, free-GPU buckets are read in ascending order only until nodes without a
+//!    `PreferNoSchedule` taint have room for the gang: no later node can win the score.
 //! 2. **Filters** (Kubernetes' order): node selector, untolerated `NoSchedule`/`NoExecute`
 //!    taints, GPU model, allocatable size, then free capacity in the current view.
 //! 3. **Score**, lowest first, for one more worker on a node:
@@ -499,8 +501,10 @@ impl Cluster {
         }
     }
 
-    /// Candidate nodes from the indexes (a superset of the nodes that pass the filters).
-    fn candidates(&self, shape: &Shape<'_>, view: &View<'_>) -> Vec<NodeIdx> {
+    /// Candidate nodes from the indexes (a superset of the nodes that pass the filters), in
+    /// groups: one group per free-GPU count (ascending) when the free-GPU index is used,
+    /// otherwise a single group.
+    fn candidates(&self, shape: &Shape<'_>, view: &View<'_>) -> Vec<Vec<NodeIdx>> {
         let selector = &shape.pod.node_selector;
         if !selector.is_empty() {
             let mut best: Option<&BTreeSet<NodeIdx>> = None;
@@ -515,7 +519,7 @@ impl Cluster {
                 }
             }
             return best
-                .map(|s| s.iter().copied().collect())
+                .map(|s| vec![s.iter().copied().collect()])
                 .unwrap_or_default();
         }
         let g = shape.per_worker.gpus;
@@ -523,10 +527,10 @@ impl Cluster {
             return self
                 .by_free_gpus
                 .range(g..)
-                .flat_map(|(_, set)| set.iter().copied())
+                .map(|(_, set)| set.iter().copied().collect())
                 .collect();
         }
-        self.by_name.values().copied().collect()
+        vec![self.by_name.values().copied().collect()]
     }
 
     /// Places every worker of `shape`, or returns how many could be placed.
@@ -534,6 +538,15 @@ impl Cluster {
         &self,
         shape: &Shape<'_>,
         view: &View<'_>,
+    ) -> Result<Vec<(NodeIdx, Vec<usize>)>, u32> {
+        self.place_scanning(shape, view, true)
+    }
+
+    fn place_scanning(
+        &self,
+        shape: &Shape<'_>,
+        view: &View<'_>,
+        allow_early_stop: bool,
     ) -> Result<Vec<(NodeIdx, Vec<usize>)>, u32> {
         let workers = shape.workers as usize;
         if workers == 0 {
@@ -547,19 +560,35 @@ impl Cluster {
             }
         }
         let g = shape.per_worker.gpus as usize;
+        // On the real cluster, for GPUs of any model, the groups come in ascending free-GPU
+        // order, which is the score's main key after the PreferNoSchedule count: once the
+        // nodes seen without such a taint have room for every worker, no later node can be
+        // chosen, so the rest need not be looked at.
+        let early_stop =
+            allow_early_stop && g > 0 && shape.pod.gpu_type.is_none() && matches!(view, View::Real);
+        let mut room_without_penalty = 0u64;
         let mut tentative: BTreeMap<NodeIdx, Avail> = BTreeMap::new();
         let mut order: BTreeSet<(Score<'_>, NodeIdx)> = BTreeSet::new();
-        for idx in self.candidates(shape, view) {
-            let Some(state) = self.node(idx) else {
-                continue;
-            };
-            if Self::static_unfit(&state.spec, shape).is_some() {
-                continue;
+        for group in self.candidates(shape, view) {
+            if early_stop && room_without_penalty >= workers as u64 {
+                break;
             }
-            let avail = self.avail(idx, state, view, shape);
-            if let Some(score) = score(&state.spec, shape, &avail) {
-                order.insert((score, idx));
-                tentative.insert(idx, avail);
+            for idx in group {
+                let Some(state) = self.node(idx) else {
+                    continue;
+                };
+                if Self::static_unfit(&state.spec, shape).is_some() {
+                    continue;
+                }
+                let avail = self.avail(idx, state, view, shape);
+                if let Some(score) = score(&state.spec, shape, &avail) {
+                    if early_stop && score.prefer_no_schedule == 0 {
+                        room_without_penalty +=
+                            u64::from(Self::fit_count(shape, &avail).unwrap_or(0));
+                    }
+                    order.insert((score, idx));
+                    tentative.insert(idx, avail);
+                }
             }
         }
         let mut placed = Vec::with_capacity(workers);
@@ -709,7 +738,38 @@ pub(crate) fn choose_devices(usable: &[bool], g: usize) -> Option<Vec<usize>> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::sched::model::ResourceList;
+
+    proptest! {
+        /// Stopping the scan of free-GPU groups early picks exactly what a full scan picks.
+        #[test]
+        fn early_stop_is_exact(
+            nodes in prop::collection::vec((1u32..=8, 0u32..=8, prop::bool::weighted(0.3)), 1..25),
+            gpus in 1u32..=4,
+            workers in 1u32..=4,
+        ) {
+            let mut c = Cluster::default();
+            let soft = Taint::new("spot", "", TaintEffect::PreferNoSchedule);
+            for (i, (total, busy, spot)) in nodes.iter().enumerate() {
+                let mut n = Node::new(format!("n{i:02}"), 64_000, 1 << 40).with_gpus(*total, "a100");
+                if *spot {
+                    n = n.taint(soft.clone());
+                }
+                let idx = c.add(n);
+                let busy: Vec<usize> = (0..(*busy).min(*total) as usize).map(|d| (d * 3) % *total as usize).collect::<BTreeSet<_>>().into_iter().collect();
+                c.commit(&JobId::from("busy"), &Resources::new(1000, 1 << 30, busy.len() as u32), &[(idx, busy)]);
+            }
+            let pod = PodRequest::single(ResourceList::new().gpus(gpus));
+            let shape = Shape { per_worker: Resources::new(1000, 1 << 30, gpus), workers, pod: &pod };
+            prop_assert_eq!(
+                c.place_scanning(&shape, &View::Real, true),
+                c.place_scanning(&shape, &View::Real, false)
+            );
+        }
+    }
 
     fn mask(s: &str) -> Vec<bool> {
         s.chars().map(|c| c == '.').collect()

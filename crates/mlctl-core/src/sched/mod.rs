@@ -371,6 +371,20 @@ impl Entry {
 struct Head {
     job: JobId,
     backfilled: BTreeSet<JobId>,
+    /// For the capacity head: the backfill overlay and the reservation, kept until the
+    /// backfilled set or the nodes change (a reservation stays valid while backfill jobs
+    /// avoid it, so it is not recomputed when one starts).
+    cached: Option<(Overlay, Option<Overlay>)>,
+}
+
+impl Head {
+    fn new(job: JobId) -> Self {
+        Self {
+            job,
+            backfilled: BTreeSet::new(),
+            cached: None,
+        }
+    }
 }
 
 /// The capacity head as seen by one pass.
@@ -400,6 +414,8 @@ pub struct Scheduler {
     jobs: BTreeMap<JobId, Entry>,
     next_seq: u64,
     shapes: BTreeMap<ShapeKey, usize>,
+    /// Whether a shape fits the empty cluster (cleared when nodes change).
+    fits_empty_cache: BTreeMap<usize, bool>,
     capacity_head: Option<Head>,
     quota_heads: BTreeMap<String, Head>,
 }
@@ -448,6 +464,10 @@ impl Scheduler {
                     });
                 }
                 self.cluster.add(node);
+                self.fits_empty_cache.clear();
+                if let Some(h) = &mut self.capacity_head {
+                    h.cached = None;
+                }
             }
             Event::RemoveNode { node } => {
                 let Some(idx) = self.cluster.index_of(&node) else {
@@ -466,6 +486,10 @@ impl Scheduler {
                     });
                 }
                 self.cluster.remove(idx);
+                self.fits_empty_cache.clear();
+                if let Some(h) = &mut self.capacity_head {
+                    h.cached = None;
+                }
                 let queued: Vec<JobId> = self.queue.values().cloned().collect();
                 for job in queued {
                     if let Some(reason) = self.never_fits(&job) {
@@ -544,9 +568,17 @@ impl Scheduler {
         Ok(out)
     }
 
-    fn fits_empty(&self, entry: &Entry) -> Result<(), Rejection> {
+    fn fits_empty(&mut self, entry: &Entry) -> Result<(), Rejection> {
         let shape = entry.shape();
-        if self.cluster.place(&shape, &View::Empty).is_ok() {
+        let fits = match self.fits_empty_cache.get(&entry.shape) {
+            Some(f) => *f,
+            None => {
+                let f = self.cluster.place(&shape, &View::Empty).is_ok();
+                self.fits_empty_cache.insert(entry.shape, f);
+                f
+            }
+        };
+        if fits {
             return Ok(());
         }
         let (summary, details) = self
@@ -561,8 +593,9 @@ impl Scheduler {
         Err(Rejection::Unschedulable { message })
     }
 
-    fn never_fits(&self, job: &JobId) -> Option<Rejection> {
-        self.jobs.get(job).and_then(|e| self.fits_empty(e).err())
+    fn never_fits(&mut self, job: &JobId) -> Option<Rejection> {
+        let entry = self.jobs.get(job)?.clone();
+        self.fits_empty(&entry).err()
     }
 
     fn forget_queued(&mut self, job: &JobId) {
@@ -584,8 +617,10 @@ impl Scheduler {
             }
         }
         self.queue.remove(&entry.key);
-        if let Some(h) = &mut self.capacity_head {
-            h.backfilled.remove(job);
+        if let Some(h) = &mut self.capacity_head
+            && h.backfilled.remove(job)
+        {
+            h.cached = None;
         }
         for h in self.quota_heads.values_mut() {
             h.backfilled.remove(job);
@@ -620,18 +655,24 @@ impl Scheduler {
         let head = self.capacity_head.as_ref()?;
         let entry = self.jobs.get(&head.job)?;
         let namespace = entry.request.namespace.clone();
-        let (backfill, _) = self.backfill_of(&head.backfilled, &namespace);
-        let reservation = if self.policy.backfill {
-            self.cluster
-                .place(&entry.shape(), &View::Virtual(&backfill))
-                .ok()
-                .map(|placed| {
-                    let mut o = Overlay::default();
-                    o.add(&entry.admitted.per_worker, &placed);
-                    o
-                })
-        } else {
-            None
+        let (backfill, reservation) = match &head.cached {
+            Some(cached) => cached.clone(),
+            None => {
+                let (backfill, _) = self.backfill_of(&head.backfilled, &namespace);
+                let reservation = if self.policy.backfill {
+                    self.cluster
+                        .place(&entry.shape(), &View::Virtual(&backfill))
+                        .ok()
+                        .map(|placed| {
+                            let mut o = Overlay::default();
+                            o.add(&entry.admitted.per_worker, &placed);
+                            o
+                        })
+                } else {
+                    None
+                };
+                (backfill, reservation)
+            }
         };
         Some(CapacityCtx {
             job: head.job.clone(),
@@ -675,13 +716,8 @@ impl Scheduler {
             if let Err(exceeded) = check_quota(ns, &namespace, &used, &none, &usage) {
                 if !quota.contains_key(&namespace) {
                     if self.quota_heads.get(&namespace).map(|h| &h.job) != Some(&id) {
-                        self.quota_heads.insert(
-                            namespace.clone(),
-                            Head {
-                                job: id.clone(),
-                                backfilled: BTreeSet::new(),
-                            },
-                        );
+                        self.quota_heads
+                            .insert(namespace.clone(), Head::new(id.clone()));
                     }
                     if let Some(ctx) = self.quota_ctx(&namespace) {
                         quota.insert(namespace.clone(), ctx);
@@ -785,10 +821,7 @@ impl Scheduler {
                     failed_shapes.insert(shape_id);
                     if capacity.is_none() {
                         if self.capacity_head.as_ref().map(|h| &h.job) != Some(&id) {
-                            self.capacity_head = Some(Head {
-                                job: id.clone(),
-                                backfilled: BTreeSet::new(),
-                            });
+                            self.capacity_head = Some(Head::new(id.clone()));
                         }
                         capacity = self.capacity_ctx();
                     }
@@ -796,8 +829,10 @@ impl Scheduler {
                 }
             }
         }
-        if capacity.is_none() {
-            self.capacity_head = None;
+        match (capacity, &mut self.capacity_head) {
+            (None, _) => self.capacity_head = None,
+            (Some(ctx), Some(head)) => head.cached = Some((ctx.backfill, ctx.reservation)),
+            (Some(_), None) => {}
         }
         self.quota_heads.retain(|ns, _| quota.contains_key(ns));
         out
