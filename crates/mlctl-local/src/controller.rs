@@ -3,11 +3,13 @@
 //! rest (scheduling, processes, retries). A controller is rebuilt from the stored spec, so a
 //! run can be resumed by another mlctl process.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
+use mlctl_core::dag::{self, DagBuilder, Execution, NodeId};
 use mlctl_core::sched::NamespacePolicy;
-use mlctl_core::spec::{JobSpec, Object, Spec};
+use mlctl_core::spec::{JobSpec, Kind, Object, PipelineSpec, Spec};
 use mlctl_core::template::{self, Ref};
 use mlctl_core::validate::ValidatedSpec;
 use mlctl_core::workload::{self, Params};
@@ -56,6 +58,33 @@ impl RunPhase {
     }
 }
 
+/// Something a controller wants recorded about a job it decided without running it (a
+/// skipped or omitted step, a deploy decision).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Note {
+    /// The job.
+    pub job: String,
+    /// Its final phase, when the note ends it (`Skipped`, `Omitted`, `Succeeded`, `Error`).
+    pub phase: Option<&'static str>,
+    /// A one-word reason.
+    pub reason: &'static str,
+    /// Details.
+    pub message: String,
+    /// Whether it is worth attention.
+    pub warning: bool,
+}
+
+/// What a job did in an earlier run of the same run (for resuming).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobHistory {
+    /// Its stored phase.
+    pub phase: String,
+    /// Its output parameters.
+    pub outputs: Vec<(String, String)>,
+    /// The working directory of its successful attempt.
+    pub work: Option<PathBuf>,
+}
+
 /// What a run of some kind does with its jobs.
 pub trait Controller {
     /// Tasks that can start now (each returned once).
@@ -66,6 +95,10 @@ pub trait Controller {
     fn outcome(&self) -> Option<(RunPhase, String)>;
     /// Namespace policies the run's spec declares.
     fn namespaces(&self) -> Vec<NamespacePolicy>;
+    /// Notes about jobs decided without running them, since the last call.
+    fn take_notes(&mut self) -> Vec<Note> {
+        Vec::new()
+    }
 }
 
 /// Why a controller could not be built.
@@ -85,6 +118,8 @@ pub struct RunContext<'a> {
     pub spec_dir: &'a Path,
     /// Parameter overrides (`-p`).
     pub overrides: &'a IndexMap<String, String>,
+    /// What the run's jobs did before, when it is resumed.
+    pub history: &'a BTreeMap<String, JobHistory>,
 }
 
 /// Builds the controller for a run's object.
@@ -99,6 +134,7 @@ pub fn build(ctx: &RunContext<'_>) -> Result<Box<dyn Controller>, BuildError> {
                 namespaces: namespace_policies(ctx.spec),
             }))
         }
+        Spec::Pipeline(p) => Ok(Box::new(Pipeline::new(ctx, p)?)),
         other => Err(BuildError(format!(
             "running a {} locally is not supported by this mlctl",
             other.kind()
@@ -233,5 +269,385 @@ impl Controller for Single {
 
     fn namespaces(&self) -> Vec<NamespacePolicy> {
         self.namespaces.clone()
+    }
+}
+
+/// A pipeline run: the DAG engine decides which steps run, when each `when` is evaluated
+/// (after its templates are substituted, as Argo does) and what the pipeline's phase is.
+struct Pipeline {
+    spec: PipelineSpec,
+    set: ValidatedSpec,
+    object: Object,
+    home: Home,
+    spec_dir: PathBuf,
+    params: Params,
+    overrides: IndexMap<String, String>,
+    exec: Execution,
+    outputs: HashMap<String, Vec<(String, String)>>,
+    workdirs: HashMap<String, PathBuf>,
+    notes: Vec<Note>,
+    done: Option<(RunPhase, String)>,
+    namespaces: Vec<NamespacePolicy>,
+}
+
+impl Pipeline {
+    fn new(ctx: &RunContext<'_>, spec: &PipelineSpec) -> Result<Self, BuildError> {
+        let params = workload::params(&spec.params, ctx.overrides).map_err(BuildError)?;
+        let mut b = DagBuilder::new();
+        for (name, step) in &spec.steps {
+            let node = if spec.on_exit.as_deref() == Some(name.as_str()) {
+                b.exit_handler(name.clone())
+            } else {
+                b.node(name.clone())
+            };
+            node.needs(step.needs.iter().cloned())
+                .continue_on(dag::ContinueOn {
+                    failed: step.continue_on.as_ref().is_some_and(|c| c.failed),
+                    error: step.continue_on.as_ref().is_some_and(|c| c.error),
+                });
+        }
+        let graph = b
+            .seal()
+            .map_err(|e| BuildError(format!("the pipeline's graph is invalid: {e}")))?;
+        let options = dag::Options {
+            fail_fast: spec.fail_fast.unwrap_or(true),
+            parallelism: spec
+                .parallelism
+                .and_then(|p| std::num::NonZeroUsize::new(p as usize)),
+        };
+        let mut outputs = HashMap::new();
+        let mut workdirs = HashMap::new();
+        let mut recorded = Vec::new();
+        for (name, h) in ctx.history {
+            let Some(id) = graph.id(name) else { continue };
+            let outcome = match h.phase.as_str() {
+                "Succeeded" | "Cached" => dag::Recorded::Succeeded,
+                "Failed" => dag::Recorded::Failed,
+                "Error" => dag::Recorded::Error,
+                "Skipped" => dag::Recorded::Skipped,
+                _ => continue,
+            };
+            if outcome == dag::Recorded::Succeeded {
+                outputs.insert(name.clone(), h.outputs.clone());
+                if let Some(work) = &h.work {
+                    workdirs.insert(name.clone(), work.clone());
+                }
+            }
+            recorded.push((id, outcome));
+        }
+        let exec = Execution::resume(graph, options, recorded)
+            .map_err(|e| BuildError(format!("cannot resume the pipeline: {e}")))?;
+        Ok(Self {
+            spec: spec.clone(),
+            set: ctx.spec.clone(),
+            object: ctx.object.clone(),
+            home: ctx.home.clone(),
+            spec_dir: ctx.spec_dir.to_path_buf(),
+            params,
+            overrides: ctx.overrides.clone(),
+            exec,
+            outputs,
+            workdirs,
+            notes: Vec::new(),
+            done: None,
+            namespaces: namespace_policies(ctx.spec),
+        })
+    }
+
+    fn note(
+        &mut self,
+        job: &str,
+        phase: Option<&'static str>,
+        reason: &'static str,
+        message: String,
+        warning: bool,
+    ) {
+        self.notes.push(Note {
+            job: job.to_string(),
+            phase,
+            reason,
+            message,
+            warning,
+        });
+    }
+
+    /// The values of every step output and artifact known so far.
+    fn known(&self) -> Vec<(Ref, String)> {
+        let mut out = Vec::new();
+        for (step, values) in &self.outputs {
+            for (name, value) in values {
+                out.push((
+                    Ref::StepOutput {
+                        step: step.clone(),
+                        name: name.clone(),
+                    },
+                    value.clone(),
+                ));
+            }
+        }
+        for (step, work) in &self.workdirs {
+            if let Some(s) = self.spec.steps.get(step) {
+                for (name, path) in s.outputs.artifact_names() {
+                    out.push((
+                        Ref::StepArtifact {
+                            step: step.clone(),
+                            name: name.to_string(),
+                        },
+                        work.join(path.trim_end_matches('/')).display().to_string(),
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    fn decide(&mut self, id: NodeId) -> dag::Decision {
+        let name = self.exec.dag().name(id).to_string();
+        let Some(when) = self.spec.steps.get(&name).and_then(|s| s.when.clone()) else {
+            return dag::Decision::Run;
+        };
+        let known = self.known();
+        let text = match render_text(&when, &self.params, &known) {
+            Ok(t) => t,
+            Err(e) => {
+                self.note(
+                    &name,
+                    None,
+                    "WhenError",
+                    format!("`when: {when}`: {}", e.0),
+                    true,
+                );
+                return dag::Decision::Error;
+            }
+        };
+        match mlctl_core::expr::should_execute(&text) {
+            Ok(true) => dag::Decision::Run,
+            Ok(false) => {
+                self.note(
+                    &name,
+                    Some("Skipped"),
+                    "Skipped",
+                    format!("when `{text}` is false"),
+                    false,
+                );
+                dag::Decision::Skip
+            }
+            Err(e) => {
+                self.note(
+                    &name,
+                    None,
+                    "WhenError",
+                    format!("when `{text}`: {e}"),
+                    true,
+                );
+                dag::Decision::Error
+            }
+        }
+    }
+
+    /// The task of a step, or why it cannot run.
+    fn task(&mut self, name: &str) -> Result<Option<TaskSpec>, BuildError> {
+        let step = self
+            .spec
+            .steps
+            .get(name)
+            .cloned()
+            .ok_or_else(|| BuildError(format!("no step {name}")))?;
+        let known = self.known();
+        if let Some(deploy) = &step.deploy {
+            let model = render_text(&deploy.model, &self.params, &known)?;
+            self.outputs.insert(
+                name.to_string(),
+                vec![
+                    ("service".into(), deploy.service.clone()),
+                    ("model".into(), model.clone()),
+                ],
+            );
+            self.note(
+                name,
+                Some("Succeeded"),
+                "Deployed",
+                format!("deploy {model} to InferenceService {}", deploy.service),
+                false,
+            );
+            return Ok(None);
+        }
+        let ctx = RunContext {
+            home: &self.home,
+            spec: &self.set,
+            object: &self.object,
+            spec_dir: &self.spec_dir,
+            overrides: &self.overrides,
+            history: &BTreeMap::new(),
+        };
+        let mut task = match &step.job {
+            Some(job) => {
+                let target = self
+                    .set
+                    .objects()
+                    .iter()
+                    .find(|o| {
+                        o.name() == job
+                            && o.namespace() == self.object.namespace()
+                            && o.kind() == Kind::TrainingJob
+                    })
+                    .ok_or_else(|| {
+                        BuildError(format!(
+                            "step {name} runs {job}, which is not a TrainingJob of this namespace"
+                        ))
+                    })?;
+                let Spec::TrainingJob(spec) = &target.spec else {
+                    return Err(BuildError(format!("{job} is not a TrainingJob")));
+                };
+                // the job's own parameters, with the pipeline's values of the same names
+                let mut params =
+                    workload::params(&spec.params, &IndexMap::new()).map_err(BuildError)?;
+                for (k, v) in params.iter_mut() {
+                    if let Some(p) = self.params.get(k) {
+                        v.clone_from(p);
+                    }
+                }
+                // the step's retries, when it has its own, win over the job's
+                let mut job_spec = spec.clone();
+                if step.retries.is_some() {
+                    job_spec.retries.clone_from(&step.retries);
+                }
+                job_task(&ctx, name, &job_spec, &params, &known)?
+            }
+            None => {
+                let mut step = step.clone();
+                if step.image.is_none() {
+                    step.image.clone_from(&self.spec.image);
+                }
+                for (k, v) in &self.spec.env {
+                    step.env.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+                job_task(&ctx, name, &step, &self.params, &known)?
+            }
+        };
+        if self
+            .exec
+            .dag()
+            .exit_handler()
+            .is_some_and(|e| self.exec.dag().name(e) == name)
+        {
+            let status = self
+                .exec
+                .main_phase()
+                .map_or_else(|| "Running".to_string(), |p| p.to_string());
+            task.env.push(("MLCTL_PIPELINE_STATUS".into(), status));
+        }
+        Ok(Some(task))
+    }
+}
+
+impl Controller for Pipeline {
+    fn ready(&mut self) -> Vec<TaskSpec> {
+        let mut tasks = Vec::new();
+        loop {
+            match self.exec.next_action() {
+                dag::Action::Decide(id) => {
+                    let decision = self.decide(id);
+                    // the engine asked for this step: it cannot refuse the answer
+                    let _ = self.exec.decide(id, decision);
+                }
+                dag::Action::Start(id) => {
+                    let _ = self.exec.started(id);
+                    let name = self.exec.dag().name(id).to_string();
+                    match self.task(&name) {
+                        Ok(Some(task)) => tasks.push(task),
+                        Ok(None) => {
+                            let _ = self.exec.finished(id, dag::Outcome::Succeeded);
+                        }
+                        Err(e) => {
+                            self.note(&name, Some("Error"), "Error", e.0, true);
+                            let _ = self.exec.finished(id, dag::Outcome::Error);
+                        }
+                    }
+                }
+                dag::Action::Wait => break,
+                dag::Action::Done(phase) => {
+                    if self.done.is_none() {
+                        for id in self.exec.dag().ids().collect::<Vec<_>>() {
+                            if let dag::Status::Omitted(why) = self.exec.status(id) {
+                                let name = self.exec.dag().name(id).to_string();
+                                let message = match why {
+                                    dag::Omission::DependsNotMet => {
+                                        "its dependencies did not succeed"
+                                    }
+                                    dag::Omission::FailFast => {
+                                        "fail-fast: a step failed before it could start"
+                                    }
+                                    dag::Omission::Stopped => "the pipeline was stopped",
+                                };
+                                self.note(
+                                    &name,
+                                    Some("Omitted"),
+                                    "Omitted",
+                                    message.to_string(),
+                                    false,
+                                );
+                            }
+                        }
+                        let failed: Vec<String> = self
+                            .exec
+                            .dag()
+                            .ids()
+                            .filter(|id| {
+                                matches!(
+                                    self.exec.status(*id),
+                                    dag::Status::Failed | dag::Status::Error
+                                )
+                            })
+                            .map(|id| self.exec.dag().name(id).to_string())
+                            .collect();
+                        self.done = Some(match phase {
+                            dag::Phase::Succeeded => (RunPhase::Succeeded, String::new()),
+                            _ => (
+                                RunPhase::Failed,
+                                format!(
+                                    "pipeline {}: step {} did not succeed",
+                                    phase.to_string().to_lowercase(),
+                                    failed.join(", ")
+                                ),
+                            ),
+                        });
+                    }
+                    break;
+                }
+            }
+        }
+        tasks
+    }
+
+    fn finished(&mut self, job: &str, result: &JobResult) {
+        let Some(id) = self.exec.dag().id(job) else {
+            return;
+        };
+        let outcome = match result {
+            JobResult::Succeeded { outputs, work } => {
+                self.outputs.insert(job.to_string(), outputs.clone());
+                self.workdirs.insert(job.to_string(), work.clone());
+                dag::Outcome::Succeeded
+            }
+            JobResult::Failed { .. } => dag::Outcome::Failed,
+            JobResult::Cancelled => {
+                self.exec.stop();
+                dag::Outcome::Failed
+            }
+        };
+        let _ = self.exec.finished(id, outcome);
+    }
+
+    fn outcome(&self) -> Option<(RunPhase, String)> {
+        self.done.clone()
+    }
+
+    fn namespaces(&self) -> Vec<NamespacePolicy> {
+        self.namespaces.clone()
+    }
+
+    fn take_notes(&mut self) -> Vec<Note> {
+        std::mem::take(&mut self.notes)
     }
 }

@@ -23,7 +23,7 @@ use mlctl_core::validate::{self, ValidatedSpec};
 use nix::sys::signal::Signal;
 use tokio::sync::mpsc;
 
-use crate::controller::{self, Controller, JobResult, RunContext, RunPhase};
+use crate::controller::{self, Controller, JobHistory, JobResult, RunContext, RunPhase};
 use crate::gpu::{self, Declared};
 use crate::home::{Home, HomeError};
 use crate::process::{self, Exit};
@@ -554,12 +554,34 @@ impl Dispatcher<'_> {
         let overrides: IndexMap<String, String> =
             serde_json::from_str(&row.params).map_err(|e| err(format!("stored params: {e}")))?;
         let spec_dir = PathBuf::from(&row.spec_dir);
+        let mut history = BTreeMap::new();
+        for job in self.rt.store.jobs(&row.id)? {
+            let outputs: BTreeMap<String, String> =
+                serde_json::from_str(&job.outputs).unwrap_or_default();
+            let work = self
+                .rt
+                .store
+                .attempts(job.id)?
+                .iter()
+                .rev()
+                .find(|a| a.phase == "Succeeded")
+                .map(|a| AttemptDirs::new(&self.rt.home, &row.id, &job.name, a.number).work);
+            history.insert(
+                job.name.clone(),
+                JobHistory {
+                    phase: job.phase.clone(),
+                    outputs: outputs.into_iter().collect(),
+                    work,
+                },
+            );
+        }
         let controller = controller::build(&RunContext {
             home: &self.rt.home,
             spec,
             object,
             spec_dir: &spec_dir,
             overrides: &overrides,
+            history: &history,
         });
         let run_index = self.runs.len();
         match controller {
@@ -648,6 +670,7 @@ impl Dispatcher<'_> {
             }
             if !self.runs[run].cancelled {
                 let ready = self.runs[run].controller.ready();
+                self.record_notes(run)?;
                 for spec in ready {
                     self.add_task(run, spec)?;
                 }
@@ -679,6 +702,26 @@ impl Dispatcher<'_> {
                 };
                 self.event(run, "", kind, phase.as_str(), &text);
             }
+        }
+        Ok(())
+    }
+
+    /// Records what the run's controller decided about jobs without running them.
+    fn record_notes(&mut self, run: usize) -> Result<(), RuntimeError> {
+        let id = self.runs[run].id.clone();
+        for note in self.runs[run].controller.take_notes() {
+            if let Some(phase) = note.phase {
+                let job = self.rt.store.upsert_job(&id, &note.job, 1)?;
+                self.rt
+                    .store
+                    .update_job(job, phase, &note.message, 0, now(), true)?;
+            }
+            let kind = if note.warning {
+                EventKind::Warning
+            } else {
+                EventKind::Normal
+            };
+            self.event(run, &note.job, kind, note.reason, &note.message);
         }
         Ok(())
     }
