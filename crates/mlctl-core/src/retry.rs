@@ -6,8 +6,10 @@
 //! - The policy decides which outcomes are retried: `OnFailure` (the default) retries failures
 //!   of the process (non-zero exit, killed, deadline exceeded); `OnError` errors of the system
 //!   (the process could not start); `OnTransientError` the transient ones among those; `Always`
-//!   both. An attempt *lost* because mlctl itself died is retried under every policy, as
-//!   Kubernetes retries the pods of a lost node.
+//!   both.
+//! - An attempt *lost* because mlctl itself died is not the job's failure: it is always run
+//!   again, at once, and does not count against the limit (the caller leaves lost attempts
+//!   out of `attempts`).
 //! - Before retry `n` (1-based) the wait is `duration × factor^(n-1)`; without a factor it is
 //!   `duration` every time; without a backoff there is no wait.
 //! - `maxDuration` bounds the time from the start of the first attempt: no retry starts, and no
@@ -46,8 +48,8 @@ pub enum Decision {
 }
 
 /// Decides about the attempt that just ended. `attempts` counts the attempts made so far
-/// (including this one); `since_first_start` is the time from the first attempt's start to
-/// now.
+/// (including this one, excluding lost ones); `since_first_start` is the time from the first
+/// attempt's start to now.
 pub fn decide(
     retries: Option<&Retries>,
     attempts: u32,
@@ -55,6 +57,11 @@ pub fn decide(
     since_first_start: Duration,
 ) -> Decision {
     let give_up = |why: String| Decision::GiveUp { why };
+    if outcome == Outcome::Lost {
+        return Decision::Retry {
+            after: Duration::ZERO,
+        };
+    }
     let Some(retries) = retries else {
         return give_up("no retries are configured".into());
     };
@@ -63,15 +70,13 @@ pub fn decide(
     }
     let retryable = matches!(
         (outcome, retries.policy),
-        (Outcome::Lost, _)
-            | (
-                Outcome::Failed,
-                RetryPolicy::OnFailure | RetryPolicy::Always
-            )
-            | (
-                Outcome::Error,
-                RetryPolicy::OnError | RetryPolicy::OnTransientError | RetryPolicy::Always
-            )
+        (
+            Outcome::Failed,
+            RetryPolicy::OnFailure | RetryPolicy::Always
+        ) | (
+            Outcome::Error,
+            RetryPolicy::OnError | RetryPolicy::OnTransientError | RetryPolicy::Always
+        )
     );
     if !retryable {
         return give_up(format!(
@@ -180,8 +185,12 @@ mod tests {
         assert_eq!(d(RetryPolicy::OnError, Outcome::Error), Some(0));
         assert_eq!(d(RetryPolicy::Always, Outcome::Failed), Some(0));
         assert_eq!(d(RetryPolicy::Always, Outcome::Error), Some(0));
-        // lost attempts are retried under every policy
+        // lost attempts are always run again, even without retries
         assert_eq!(d(RetryPolicy::OnFailure, Outcome::Lost), Some(0));
+        assert_eq!(
+            wait(&decide(None, 5, Outcome::Lost, Duration::ZERO)),
+            Some(0)
+        );
     }
 
     #[test]

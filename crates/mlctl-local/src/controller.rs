@@ -594,10 +594,12 @@ impl Controller for Pipeline {
                             .dag()
                             .ids()
                             .filter(|id| {
-                                matches!(
-                                    self.exec.status(*id),
-                                    dag::Status::Failed | dag::Status::Error
-                                )
+                                let tolerated = self.exec.dag().continue_on(*id);
+                                match self.exec.status(*id) {
+                                    dag::Status::Failed => !tolerated.failed,
+                                    dag::Status::Error => !tolerated.error,
+                                    _ => false,
+                                }
                             })
                             .map(|id| self.exec.dag().name(id).to_string())
                             .collect();

@@ -124,6 +124,7 @@ pub struct Runtime {
     sync: SchedSync,
     grace: Duration,
     gpu_note: Option<String>,
+    shim: Option<PathBuf>,
 }
 
 fn now() -> f64 {
@@ -217,7 +218,15 @@ impl Runtime {
             sync: SchedSync::new(owner, node),
             grace: Duration::from_secs(10),
             gpu_note,
+            shim: None,
         })
+    }
+
+    /// Runs every worker under `shim` (the path of an mlctl executable, whose `__exec` records
+    /// how the worker ended), so that recovery knows the workers that ended while no mlctl
+    /// watched them.
+    pub fn set_shim(&mut self, shim: PathBuf) {
+        self.shim = Some(shim);
     }
 
     /// Sets the time workers get between SIGTERM and SIGKILL (default 10s).
@@ -321,33 +330,7 @@ impl Runtime {
         let mut orphans = Vec::new();
         for &owner in &dead {
             for (run, job, attempt) in self.store.unfinished_attempts_of(owner)? {
-                for p in self.store.processes(attempt.id)? {
-                    if p.finished_at.is_none() && process::is_alive(p.pid, p.start_time) {
-                        let _ = process::signal_group(p.pid, Signal::SIGKILL);
-                    }
-                    if p.finished_at.is_none() {
-                        self.store.finish_process(p.id, "lost", now())?;
-                    }
-                }
-                self.store.update_attempt(
-                    attempt.id,
-                    "Lost",
-                    "Lost",
-                    "the mlctl process driving it was killed",
-                    now(),
-                    true,
-                )?;
-                self.store.event(
-                    &run,
-                    &job,
-                    "Warning",
-                    "Lost",
-                    &format!(
-                        "attempt {} lost: the mlctl process driving it was killed",
-                        attempt.number
-                    ),
-                    now(),
-                )?;
+                self.recover_attempt(&run, &job, &attempt)?;
             }
             for (job, by) in self.sync.jobs().clone() {
                 if by == owner {
@@ -369,6 +352,123 @@ impl Runtime {
             self.sync.sync(&mut self.store, events)?;
         }
         Ok(orphans)
+    }
+
+    /// Settles an attempt whose mlctl died: workers still running are killed and the attempt is
+    /// lost, unless every worker had ended and its shim recorded how — then the attempt ended
+    /// that way (so a step that succeeded is not run again).
+    fn recover_attempt(
+        &mut self,
+        run: &str,
+        job: &str,
+        attempt: &crate::store::AttemptRow,
+    ) -> Result<(), RuntimeError> {
+        let dirs = AttemptDirs::new(&self.home, run, job, attempt.number);
+        let processes = self.store.processes(attempt.id)?;
+        let workers = self
+            .store
+            .job(attempt.job_id)?
+            .map_or(1, |j| j.workers.max(1));
+        // a worker may have been started without being recorded (mlctl killed in between):
+        // its shim's pid file tells
+        let mut ended = attempt.started_at.is_some() || dirs.root.join("status").exists();
+        let mut failure: Option<String> = None;
+        for rank in 0..workers {
+            let row = processes.iter().find(|p| p.rank == rank);
+            if let Some(p) = row.filter(|p| p.finished_at.is_some()) {
+                if p.exit.as_deref() != Some("exit code 0") {
+                    failure.get_or_insert_with(|| {
+                        format!(
+                            "worker {rank} ended with {}",
+                            p.exit.as_deref().unwrap_or("?")
+                        )
+                    });
+                }
+                continue;
+            }
+            let candidates = row
+                .map(|p| (p.pid, p.start_time))
+                .into_iter()
+                .chain(task::read_shim_pid(&dirs, rank));
+            let mut running = false;
+            for (pid, start_time) in candidates {
+                if process::is_alive(pid, start_time) {
+                    let _ = process::signal_group(pid, Signal::SIGKILL);
+                    running = true;
+                }
+            }
+            let end = match (running, task::read_status(&dirs.status(rank))) {
+                (true, _) | (false, None) => {
+                    ended = false;
+                    "lost".to_string()
+                }
+                (false, Some(task::Recorded::Exit(exit))) => {
+                    if !exit.success() {
+                        failure.get_or_insert_with(|| format!("worker {rank} ended with {exit}"));
+                    }
+                    exit.to_string()
+                }
+                (false, Some(task::Recorded::StartError(message))) => {
+                    failure.get_or_insert(message);
+                    "not started".to_string()
+                }
+            };
+            if let Some(p) = row {
+                self.store.finish_process(p.id, &end, now())?;
+            }
+        }
+        let (phase, message) = match (ended, failure) {
+            (true, None) => (
+                "Succeeded",
+                "its workers had succeeded while no mlctl watched them".to_string(),
+            ),
+            (true, Some(why)) => ("Failed", why),
+            (false, _) => (
+                "Lost",
+                "the mlctl process driving it was killed".to_string(),
+            ),
+        };
+        self.store
+            .update_attempt(attempt.id, phase, phase, &message, now(), true)?;
+        if phase == "Succeeded" {
+            let mut outputs = BTreeMap::new();
+            for entry in std::fs::read_dir(&dirs.outputs)
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if let (Some(name), Ok(value)) = (
+                    entry.file_name().to_str().map(str::to_string),
+                    std::fs::read_to_string(entry.path()),
+                ) {
+                    outputs.insert(name, value.trim_end_matches(['\n', '\r']).to_string());
+                }
+            }
+            self.store.set_job_outputs(
+                attempt.job_id,
+                &serde_json::to_string(&outputs).unwrap_or_default(),
+            )?;
+            self.store
+                .update_job(attempt.job_id, "Succeeded", "", attempt.number, now(), true)?;
+        }
+        let kind = if phase == "Succeeded" {
+            "Normal"
+        } else {
+            "Warning"
+        };
+        self.store.event(
+            run,
+            job,
+            kind,
+            "Recovered",
+            &format!(
+                "attempt {} {}: {message}",
+                attempt.number,
+                phase.to_lowercase()
+            ),
+            now(),
+        )?;
+        Ok(())
     }
 
     /// Drives `runs` until each has ended (or Ctrl-C cancelled them).
@@ -467,6 +567,8 @@ struct TaskState {
     spec: TaskSpec,
     job_id: i64,
     attempts: u32,
+    /// Attempts lost to a killed mlctl: they do not count against the retry limit.
+    lost: u32,
     first_start: Option<f64>,
     phase: Phase,
     attempt: Option<AttemptState>,
@@ -618,7 +720,6 @@ impl Dispatcher<'_> {
         let mut sigterm = signal(SignalKind::terminate()).map_err(RuntimeError::Signals)?;
         let mut tick = tokio::time::interval(Duration::from_millis(50));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        self.advance()?;
         loop {
             self.flush()?;
             if self.finished() {
@@ -747,6 +848,7 @@ impl Dispatcher<'_> {
             spec,
             job_id,
             attempts: u32::try_from(previous.len()).unwrap_or(u32::MAX),
+            lost: u32::try_from(previous.iter().filter(|a| a.phase == "Lost").count()).unwrap_or(0),
             first_start: previous
                 .iter()
                 .filter_map(|a| a.started_at)
@@ -777,7 +879,6 @@ impl Dispatcher<'_> {
                     work,
                 };
                 self.runs[run].controller.finished(&job, &result);
-                self.advance()?;
             }
             (Some("Failed"), _) => {
                 let message = row.map(|r| r.message).unwrap_or_default();
@@ -840,10 +941,19 @@ impl Dispatcher<'_> {
     }
 
     /// Appends our scheduler events and acts on the decisions for our jobs.
+    /// Lets controllers act on what changed, then appends our scheduler events and acts on
+    /// the decisions for our jobs, until nothing is left to do. The only place `advance` is
+    /// called from, so that a run's state is never changed from inside its own update.
     fn flush(&mut self) -> Result<(), RuntimeError> {
         loop {
+            if !self.dirty.is_empty() {
+                self.advance()?;
+            }
             if self.outbox.is_empty() {
-                return Ok(());
+                if self.dirty.is_empty() {
+                    return Ok(());
+                }
+                continue;
             }
             let events = std::mem::take(&mut self.outbox);
             let synced = self.rt.sync.sync(&mut self.rt.store, events)?;
@@ -851,7 +961,6 @@ impl Dispatcher<'_> {
                 tracing::warn!(?event, %why, "the scheduler refused an event");
             }
             self.decide(synced.decisions)?;
-            self.advance()?;
         }
     }
 
@@ -936,7 +1045,13 @@ impl Dispatcher<'_> {
         self.rt
             .store
             .update_job(t.job_id, "Running", "", t.attempts, started_at, false)?;
-        match task::start(&self.rt.home, &spec, &dirs, placement) {
+        match task::start(
+            &self.rt.home,
+            &spec,
+            &dirs,
+            placement,
+            self.rt.shim.as_deref(),
+        ) {
             Ok(started) => {
                 let where_ = if gpus.is_empty() {
                     format!("on {LOCAL_NODE}")
@@ -1042,6 +1157,16 @@ impl Dispatcher<'_> {
                 let Some(p) = a.procs.iter_mut().find(|p| p.rank == rank) else {
                     return Ok(());
                 };
+                // under the shim, its record is the worker's own ending
+                let recorded = self
+                    .rt
+                    .shim
+                    .as_ref()
+                    .and_then(|_| task::read_status(&a.dirs.status(rank)));
+                let exit = match &recorded {
+                    Some(task::Recorded::Exit(e)) => *e,
+                    _ => exit,
+                };
                 p.exit = Some(exit);
                 let (row, log) = (p.row, p.log.clone());
                 self.rt
@@ -1049,7 +1174,9 @@ impl Dispatcher<'_> {
                     .finish_process(row, &exit.to_string(), now())?;
                 self.tail.close(&log);
                 self.drain_logs();
-                if !exit.success() {
+                if let Some(task::Recorded::StartError(message)) = recorded {
+                    self.fail_attempt(task, Outcome::Error, "FailedToStart", message);
+                } else if !exit.success() {
                     let job = self.tasks[task].spec.job.clone();
                     let workers = self.tasks[task].spec.workers;
                     let who = if workers > 1 {
@@ -1195,7 +1322,6 @@ impl Dispatcher<'_> {
                     work: a.dirs.work.clone(),
                 };
                 self.runs[run].controller.finished(&job, &result);
-                self.advance()?;
             }
             None => {
                 self.rt
@@ -1204,6 +1330,9 @@ impl Dispatcher<'_> {
                 self.cancel_job(index)?;
             }
             Some((outcome, reason, message)) => {
+                if outcome == Outcome::Lost {
+                    self.tasks[index].lost += 1;
+                }
                 let phase = match outcome {
                     Outcome::Error => "Error",
                     Outcome::Lost => "Lost",
@@ -1252,7 +1381,7 @@ impl Dispatcher<'_> {
         let since = t.first_start.map_or(0.0, |s| (now() - s).max(0.0));
         match retry::decide(
             t.spec.retries.as_ref(),
-            t.attempts,
+            t.attempts.saturating_sub(t.lost),
             outcome,
             Duration::from_secs_f64(since),
         ) {
@@ -1305,7 +1434,7 @@ impl Dispatcher<'_> {
         self.runs[run]
             .controller
             .finished(&job, &JobResult::Failed { message });
-        self.advance()
+        Ok(())
     }
 
     /// Hands the lines workers wrote since the last call to the observer.
@@ -1334,7 +1463,6 @@ impl Dispatcher<'_> {
                     self.cancel_run(run);
                 }
             }
-            self.advance()?;
         }
         Ok(())
     }
@@ -1357,7 +1485,6 @@ impl Dispatcher<'_> {
         for run in 0..self.runs.len() {
             self.cancel_run(run);
         }
-        let _ = self.advance();
     }
 
     /// Stops a run: queued jobs are withdrawn, running ones stopped, nothing new starts.

@@ -117,6 +117,22 @@ CREATE INDEX IF NOT EXISTS processes_attempt ON processes(attempt_id);
 CREATE INDEX IF NOT EXISTS events_run ON events(run_id);
 ";
 
+/// Runs `f` again while SQLite reports a busy database, for up to 30 seconds.
+fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match f() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// The store.
 pub struct Store {
     conn: Connection,
@@ -361,24 +377,32 @@ impl Store {
     pub fn open(path: &Path) -> Result<Self> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(30))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.execute_batch(SCHEMA)?;
-        let version: Option<i64> = conn
-            .query_row(
+        // Readers (`mlctl get`) must not write: the journal mode and the schema are changed
+        // only when they are not what they should be, and with retries, because SQLite
+        // reports a busy database at once (without waiting) in some of these cases.
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            retry_busy(|| conn.pragma_update(None, "journal_mode", "WAL"))?;
+        }
+        let version = || -> rusqlite::Result<Option<i64>> {
+            match conn.query_row(
                 "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'schema_version'",
                 [],
                 |r| r.get(0),
-            )
-            .optional()?;
-        match version {
-            None => {
-                conn.execute(
-                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?1)",
-                    params![SCHEMA_VERSION.to_string()],
-                )?;
+            ) {
+                Ok(v) => Ok(Some(v)),
+                Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+                Err(rusqlite::Error::SqliteFailure(_, Some(msg)))
+                    if msg.contains("no such table") =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(e),
             }
+        };
+        match version()? {
             Some(v) if v > SCHEMA_VERSION => {
                 return Err(StoreError::Version {
                     found: v,
@@ -386,6 +410,14 @@ impl Store {
                 });
             }
             Some(_) => {}
+            None => retry_busy(|| {
+                conn.execute_batch(&format!(
+                    "BEGIN IMMEDIATE; {SCHEMA} INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '{SCHEMA_VERSION}'); COMMIT;"
+                ))
+                .inspect_err(|_| {
+                    let _ = conn.execute_batch("ROLLBACK");
+                })
+            })?,
         }
         Ok(Self { conn })
     }

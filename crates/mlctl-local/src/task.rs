@@ -9,7 +9,7 @@ use mlctl_core::sched::{Placement, PodRequest};
 use mlctl_core::spec::common::Retries;
 
 use crate::home::Home;
-use crate::process::{self, ProcSpec, Started};
+use crate::process::{self, Exit, ProcSpec, Started};
 
 /// What to run for one job.
 #[derive(Debug, Clone)]
@@ -84,6 +84,39 @@ impl AttemptDirs {
     pub fn log(&self, rank: u32) -> PathBuf {
         self.root.join("logs").join(format!("{rank}.log"))
     }
+
+    /// Where the shim writes how worker `rank` ended.
+    pub fn status(&self, rank: u32) -> PathBuf {
+        self.root.join("status").join(rank.to_string())
+    }
+}
+
+/// How a worker ended, as its shim recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// It ran and ended so.
+    Exit(Exit),
+    /// It could not be started.
+    StartError(String),
+}
+
+/// Reads the pid file of the shim of worker `rank`: its pid and start time.
+pub fn read_shim_pid(dirs: &AttemptDirs, rank: u32) -> Option<(u32, u64)> {
+    let text = std::fs::read_to_string(format!("{}.pid", dirs.status(rank).display())).ok()?;
+    let (pid, start) = text.trim().split_once(' ')?;
+    Some((pid.parse().ok()?, start.parse().ok()?))
+}
+
+/// Reads a status file written by `mlctl __exec`.
+pub fn read_status(path: &Path) -> Option<Recorded> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let (kind, value) = text.trim().split_once(' ')?;
+    match kind {
+        "code" => value.parse().ok().map(|c| Recorded::Exit(Exit::Code(c))),
+        "signal" => value.parse().ok().map(|s| Recorded::Exit(Exit::Signal(s))),
+        "start-error" => Some(Recorded::StartError(value.to_string())),
+        _ => None,
+    }
 }
 
 /// Why a task could not start.
@@ -126,14 +159,15 @@ fn volume_env_name(name: &str) -> String {
     )
 }
 
-/// Prepares the attempt's directories and starts every worker of `spec` on `placement`.
-/// On failure, workers already started are returned with the error so that they can be
-/// stopped.
+/// Prepares the attempt's directories and starts every worker of `spec` on `placement`,
+/// each under `shim` (`mlctl __exec`) when given. On failure, workers already started are
+/// returned with the error so that they can be stopped.
 pub fn start(
     home: &Home,
     spec: &TaskSpec,
     dirs: &AttemptDirs,
     placement: &Placement,
+    shim: Option<&Path>,
 ) -> Result<Vec<Started>, (Vec<Started>, StartError)> {
     let prepare = |path: &Path, r: std::io::Result<()>| {
         r.map_err(|source| {
@@ -151,6 +185,8 @@ pub fn start(
         process::make_view(&spec.spec_dir, &dirs.work, home.root()),
     )?;
     prepare(&dirs.outputs, std::fs::create_dir_all(&dirs.outputs))?;
+    let status_dir = dirs.root.join("status");
+    prepare(&status_dir, std::fs::create_dir_all(&status_dir))?;
     let cwd = match &spec.working_dir {
         Some(sub) => dirs.work.join(sub),
         None => dirs.work.clone(),
@@ -206,8 +242,23 @@ pub fn start(
         for (name, dir) in &volumes {
             env.push((volume_env_name(name), dir.display().to_string()));
         }
+        let argv = match shim {
+            Some(shim) => {
+                let mut argv = vec![
+                    shim.display().to_string(),
+                    "__exec".to_string(),
+                    dirs.status(rank).display().to_string(),
+                    "--parent".to_string(),
+                    std::process::id().to_string(),
+                    "--".to_string(),
+                ];
+                argv.extend(spec.argv.iter().cloned());
+                argv
+            }
+            None => spec.argv.clone(),
+        };
         let proc_spec = ProcSpec {
-            argv: spec.argv.clone(),
+            argv,
             env,
             cwd: cwd.clone(),
             log: dirs.log(rank),

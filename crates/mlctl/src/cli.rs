@@ -46,6 +46,8 @@ pub enum Command {
     Logs(cmd::logs::Args),
     /// Stop a run.
     Cancel(cmd::cancel::Args),
+    /// Continue a run whose mlctl was killed (succeeded steps are not run again).
+    Resume(cmd::resume::Args),
     /// Parse and check specs; report every problem with its location.
     Validate(cmd::validate::Args),
     /// Print the JSON Schema of mlctl specs (for editors).
@@ -56,6 +58,8 @@ pub enum Command {
     Completion(cmd::completion::Args),
     #[command(name = "__supervise", hide = true)]
     Supervise(cmd::run::SuperviseArgs),
+    #[command(name = "__exec", hide = true)]
+    Exec(cmd::exec::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -77,7 +81,9 @@ pub fn main() -> ExitCode {
         Command::Describe(args) => cmd::describe::run(&args),
         Command::Logs(args) => cmd::logs::run(&args),
         Command::Cancel(args) => cmd::cancel::run(&args),
+        Command::Resume(args) => cmd::resume::run(&args),
         Command::Supervise(args) => cmd::run::supervise(&args),
+        Command::Exec(args) => cmd::exec::run(&args),
         Command::Validate(args) => cmd::validate::run(&args),
         Command::Schema(args) => cmd::schema::run(&args),
         Command::Version(args) => cmd::version::run(&args),

@@ -55,7 +55,13 @@ pub fn home() -> Result<Home, Failure> {
 
 /// Opens the runtime for this process.
 pub fn open(machine: &MachineArgs) -> Result<Runtime, Failure> {
-    Runtime::open(home()?, &machine.options()).map_err(runtime_failure)
+    let mut runtime = Runtime::open(home()?, &machine.options()).map_err(runtime_failure)?;
+    // workers run under `mlctl __exec`, which records how each ended
+    let exe = std::env::current_exe()
+        .context("failed to find the mlctl executable")
+        .map_err(runtime_failure)?;
+    runtime.set_shim(exe);
+    Ok(runtime)
 }
 
 /// Opens the store for reading.
@@ -177,6 +183,30 @@ impl Observer for Printer {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{} {line}", self.paint("2", &format!("[{prefix}]")));
         let _ = out.flush();
+    }
+}
+
+/// Prints how each driven run ended and returns the exit code: 130 when Ctrl-C stopped them,
+/// 1 when one did not succeed.
+pub fn conclude(driven: &mlctl_local::runtime::Driven) -> u8 {
+    for r in &driven.runs {
+        let detail = if r.message.is_empty() || r.message == "cancelled" {
+            String::new()
+        } else {
+            format!(": {}", r.message)
+        };
+        eprintln!("run {} {}{detail}", r.id, r.phase.as_str().to_lowercase());
+    }
+    if driven.interrupted {
+        exit::INTERRUPTED
+    } else if driven
+        .runs
+        .iter()
+        .all(|r| r.phase == mlctl_local::controller::RunPhase::Succeeded)
+    {
+        exit::OK
+    } else {
+        exit::NEGATIVE
     }
 }
 

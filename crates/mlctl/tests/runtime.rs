@@ -4,104 +4,12 @@
 //!
 //! Every test has its own `MLCTL_HOME` and waits on events (files, exit) with deadlines.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod support;
+
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use insta_cmd::get_cargo_bin;
-use serde_json::Value;
-
-struct Env {
-    home: tempfile::TempDir,
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn new() -> Self {
-        Self {
-            home: tempfile::tempdir().expect("home"),
-            dir: tempfile::tempdir().expect("dir"),
-        }
-    }
-
-    fn mlctl(&self) -> Command {
-        let mut cmd = Command::new(get_cargo_bin("mlctl"));
-        cmd.env("MLCTL_HOME", self.home.path())
-            .env("NO_COLOR", "1")
-            .env_remove("MLCTL_GPUS")
-            .current_dir(self.dir.path());
-        cmd
-    }
-
-    fn spec(&self, name: &str, yaml: &str) -> PathBuf {
-        let path = self.dir.path().join(name);
-        std::fs::write(&path, yaml).expect("write spec");
-        path
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.path().join(name).display().to_string()
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.mlctl()
-            .arg("run")
-            .args(args)
-            .output()
-            .expect("mlctl runs")
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let out = self
-            .mlctl()
-            .args(args)
-            .args(["-o", "json"])
-            .output()
-            .expect("runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("json")
-    }
-
-    fn job(&self, name: &str) -> Value {
-        let jobs = self.json(&["get", "jobs"]);
-        jobs.as_array()
-            .expect("list")
-            .iter()
-            .find(|j| j["job"] == name)
-            .cloned()
-            .unwrap_or_else(|| panic!("no job {name} in {jobs}"))
-    }
-
-    fn describe(&self, run_prefix: &str) -> String {
-        let out = self
-            .mlctl()
-            .args(["describe", "run", run_prefix])
-            .output()
-            .expect("describe");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn wait_until(what: &str, within: Duration, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !ready() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use support::{Env, alive, text, wait_for_lines, wait_until};
 
 fn rendezvous_check() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -118,14 +26,6 @@ fn pids_in(describe: &str) -> Vec<u32> {
         .filter_map(|l| l.trim().strip_prefix("process "))
         .filter_map(|l| l.split_whitespace().next()?.parse().ok())
         .collect()
-}
-
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| s.rsplit(')').next().map(|r| r.trim_start().chars().next()))
-        .flatten()
-        .is_some_and(|state| state != 'Z' && state != 'X')
 }
 
 #[test]
@@ -233,39 +133,6 @@ fn one_failing_worker_restarts_the_whole_gang() {
     assert!(described.contains("attempt 2: Succeeded"), "{described}");
 }
 
-fn spawn_run(env: &Env, args: &[&str]) -> Child {
-    env.mlctl()
-        .arg("run")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn mlctl run")
-}
-
-/// Reads the child's stdout until `n` lines contain `needle`.
-fn wait_for_lines(child: &mut Child, needle: &str, n: usize) -> Vec<String> {
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while seen.iter().filter(|l: &&String| l.contains(needle)).count() < n {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => seen.push(line),
-            Err(_) => panic!("timed out waiting for {n} lines with {needle:?}: {seen:?}"),
-        }
-    }
-    seen
-}
-
 #[test]
 fn ctrl_c_cancels_and_leaves_no_orphan() {
     let env = Env::new();
@@ -274,15 +141,12 @@ fn ctrl_c_cancels_and_leaves_no_orphan() {
         "job.yaml",
         "apiVersion: mlctl.dev/v1alpha1\nkind: TrainingJob\nmetadata: {name: stubborn}\nspec:\n  run: [sh, -c, 'trap \"\" TERM; (trap \"\" TERM; sleep 300) & sleep 300 & echo ready; wait']\n  workers: 2\n",
     );
-    let mut child = spawn_run(
-        &env,
-        &[
-            "-f",
-            spec.to_str().expect("utf8"),
-            "--grace-period",
-            "500ms",
-        ],
-    );
+    let mut child = env.spawn_run(&[
+        "-f",
+        spec.to_str().expect("utf8"),
+        "--grace-period",
+        "500ms",
+    ]);
     wait_for_lines(&mut child, "ready", 2);
     let pids = pids_in(&env.describe("stubborn"));
     assert_eq!(pids.len(), 2);
@@ -330,8 +194,8 @@ fn two_runs_share_two_declared_gpus_without_overcommit() {
     };
     let a = spec_for("a");
     let b = spec_for("b");
-    let mut first = spawn_run(&env, &["-f", a.to_str().expect("utf8"), "--gpus", "2"]);
-    let mut second = spawn_run(&env, &["-f", b.to_str().expect("utf8"), "--gpus", "2"]);
+    let mut first = env.spawn_run(&["-f", a.to_str().expect("utf8"), "--gpus", "2"]);
+    let mut second = env.spawn_run(&["-f", b.to_str().expect("utf8"), "--gpus", "2"]);
     assert!(first.wait().expect("wait").success());
     assert!(second.wait().expect("wait").success());
     let span = |name: &str| {
@@ -405,7 +269,7 @@ fn kill_9_of_mlctl_then_recovery_retries_the_lost_attempt() {
             "apiVersion: mlctl.dev/v1alpha1\nkind: TrainingJob\nmetadata: {{name: long}}\nspec:\n  run: [sh, -c, 'if [ -e {marker} ]; then echo second; exit 0; fi; touch {marker}; echo first; sleep 300']\n  retries: {{limit: 1}}\n"
         ),
     );
-    let mut child = spawn_run(&env, &["-f", spec.to_str().expect("utf8")]);
+    let mut child = env.spawn_run(&["-f", spec.to_str().expect("utf8")]);
     wait_for_lines(&mut child, "first", 1);
     let pids = pids_in(&env.describe("long"));
     assert_eq!(pids.len(), 1);

@@ -3,8 +3,10 @@
 pub mod cancel;
 pub mod completion;
 pub mod describe;
+pub mod exec;
 pub mod get;
 pub mod logs;
+pub mod resume;
 pub mod run;
 pub mod schema;
 pub mod validate;

@@ -1,7 +1,6 @@
 //! `mlctl run`: run the workloads of the given specs on this machine.
 
 use indexmap::IndexMap;
-use mlctl_local::controller::RunPhase;
 
 use crate::exit::{self, Failure, Outcome};
 use crate::inputs::FileArgs;
@@ -87,25 +86,7 @@ pub fn run(args: &Args) -> Outcome {
     let mut printer = Printer::new(ids.len());
     let driven = local::block_on(runtime.drive(&ids, &mut printer))?
         .map_err(|e| Failure::new(exit::LOCAL_RUNTIME, e))?;
-    for run in &driven.runs {
-        let detail = if run.message.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", run.message)
-        };
-        eprintln!(
-            "run {} {}{detail}",
-            run.id,
-            run.phase.as_str().to_lowercase()
-        );
-    }
-    Ok(if driven.interrupted {
-        exit::INTERRUPTED
-    } else if driven.runs.iter().all(|r| r.phase == RunPhase::Succeeded) {
-        exit::OK
-    } else {
-        exit::NEGATIVE
-    })
+    Ok(local::conclude(&driven))
 }
 
 fn spec_wants_gpus(spec: &mlctl_core::validate::ValidatedSpec) -> bool {
@@ -128,11 +109,5 @@ pub fn supervise(args: &SuperviseArgs) -> Outcome {
     let mut printer = Printer::new(args.runs.len());
     let driven = local::block_on(runtime.drive(&args.runs, &mut printer))?
         .map_err(|e| Failure::new(exit::LOCAL_RUNTIME, e))?;
-    Ok(
-        if driven.runs.iter().all(|r| r.phase == RunPhase::Succeeded) {
-            exit::OK
-        } else {
-            exit::NEGATIVE
-        },
-    )
+    Ok(local::conclude(&driven))
 }

@@ -1,0 +1,144 @@
+//! What the CLI integration tests share: an isolated mlctl home and project directory, and
+//! running `mlctl` in them.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use insta_cmd::get_cargo_bin;
+use serde_json::Value;
+
+pub struct Env {
+    pub home: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Self {
+        Self {
+            home: tempfile::tempdir().expect("home"),
+            dir: tempfile::tempdir().expect("dir"),
+        }
+    }
+
+    pub fn mlctl(&self) -> Command {
+        let mut cmd = Command::new(get_cargo_bin("mlctl"));
+        cmd.env("MLCTL_HOME", self.home.path())
+            .env("NO_COLOR", "1")
+            .env_remove("MLCTL_GPUS")
+            .current_dir(self.dir.path());
+        cmd
+    }
+
+    pub fn spec(&self, name: &str, yaml: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, yaml).expect("write spec");
+        path
+    }
+
+    pub fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.mlctl()
+            .arg("run")
+            .args(args)
+            .output()
+            .expect("mlctl runs")
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let out = self
+            .mlctl()
+            .args(args)
+            .args(["-o", "json"])
+            .output()
+            .expect("runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("json")
+    }
+
+    pub fn job(&self, name: &str) -> Value {
+        let jobs = self.json(&["get", "jobs"]);
+        jobs.as_array()
+            .expect("list")
+            .iter()
+            .find(|j| j["job"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no job {name} in {jobs}"))
+    }
+
+    pub fn describe(&self, run_prefix: &str) -> String {
+        let out = self
+            .mlctl()
+            .args(["describe", "run", run_prefix])
+            .output()
+            .expect("describe");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn spawn_run(&self, args: &[&str]) -> Child {
+        self.mlctl()
+            .arg("run")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn mlctl run")
+    }
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+pub fn wait_until(what: &str, within: Duration, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Reads the child's stdout until `n` lines contain `needle`.
+pub fn wait_for_lines(child: &mut Child, needle: &str, n: usize) -> Vec<String> {
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.iter().filter(|l: &&String| l.contains(needle)).count() < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("timed out waiting for {n} lines with {needle:?}: {seen:?}"),
+        }
+    }
+    seen
+}
+
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit(')').next().map(|r| r.trim_start().chars().next()))
+        .flatten()
+        .is_some_and(|state| state != 'Z' && state != 'X')
+}
