@@ -360,26 +360,41 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 }
 
-/// A mapping key as text: YAML allows `1: x` or `true: x`; Kubernetes-style documents use
-/// the text.
+/// A mapping key as text, as written: YAML 1.1 would read the keys `n`, `yes` or `on` as
+/// booleans (the "Norway problem"); mlctl's keys are names, so they are taken as the text.
 struct KeyText(String);
 
 impl<'de> Deserialize<'de> for KeyText {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let node = Value::deserialize(d)?;
-        let text = match node {
-            Value::Str(s) => s,
-            Value::Int(i) => i.to_string(),
-            Value::Float(f) => format_float(f),
-            Value::Bool(b) => b.to_string(),
-            Value::Null => String::new(),
-            Value::Seq(_) | Value::Map(_) => {
-                return Err(serde::de::Error::custom(
-                    "a mapping key must be a scalar, not a list or a mapping",
-                ));
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = KeyText;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a scalar mapping key")
             }
-        };
-        Ok(KeyText(text))
+            fn visit_str<E>(self, v: &str) -> Result<KeyText, E> {
+                Ok(KeyText(v.to_string()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<KeyText, E> {
+                Ok(KeyText(v))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<KeyText, E> {
+                Ok(KeyText(v.to_string()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<KeyText, E> {
+                Ok(KeyText(v.to_string()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<KeyText, E> {
+                Ok(KeyText(v.to_string()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<KeyText, E> {
+                Ok(KeyText(format_float(v)))
+            }
+            fn visit_unit<E>(self) -> Result<KeyText, E> {
+                Ok(KeyText(String::new()))
+            }
+        }
+        d.deserialize_string(V)
     }
 }
 
@@ -452,6 +467,18 @@ mod tests {
     fn syntax_errors_have_location() {
         let err = parse_documents("a: [1, 2\nb: 3\n").expect_err("syntax");
         assert_eq!(err.pos.line, 2);
+    }
+
+    #[test]
+    fn keys_are_taken_as_written() {
+        let n = parse_one("n: 1\nyes: 2\non: 3\n10: 4\n");
+        let keys: Vec<&str> = n
+            .as_map()
+            .expect("map")
+            .iter()
+            .map(|e| e.key.as_str())
+            .collect();
+        assert_eq!(keys, ["n", "yes", "on", "10"]);
     }
 
     #[test]

@@ -120,6 +120,8 @@ pub struct RunContext<'a> {
     pub overrides: &'a IndexMap<String, String>,
     /// What the run's jobs did before, when it is resumed.
     pub history: &'a BTreeMap<String, JobHistory>,
+    /// Run every step, even those whose results could be reused (`--no-cache`).
+    pub no_cache: bool,
 }
 
 /// Builds the controller for a run's object.
@@ -222,6 +224,7 @@ pub fn job_task(
         working_dir: job.working_dir.clone(),
         volumes,
         outputs: job.outputs.params.clone(),
+        cache_key: None,
     })
 }
 
@@ -288,6 +291,9 @@ struct Pipeline {
     notes: Vec<Note>,
     done: Option<(RunPhase, String)>,
     namespaces: Vec<NamespacePolicy>,
+    no_cache: bool,
+    /// The project directory's fingerprint, computed once (for cache keys).
+    fingerprint: Option<String>,
 }
 
 impl Pipeline {
@@ -351,7 +357,56 @@ impl Pipeline {
             notes: Vec::new(),
             done: None,
             namespaces: namespace_policies(ctx.spec),
+            no_cache: ctx.no_cache,
+            fingerprint: None,
         })
+    }
+
+    /// The memoization key of a step's task: its resolved command and environment, image,
+    /// resources, requirements, the project's files and the content of its input artifacts.
+    /// `None` (no reuse) when the step opts out or an input cannot be read.
+    fn cache_key(
+        &mut self,
+        name: &str,
+        step: &JobSpec,
+        task: &TaskSpec,
+        known: &[(Ref, String)],
+    ) -> Option<String> {
+        if self.no_cache || step.cache == Some(false) {
+            return None;
+        }
+        let mut texts: Vec<&str> = step.run.iter().map(|a| a.0.as_str()).collect();
+        texts.extend(step.env.values().map(|v| v.0.as_str()));
+        let mut inputs = Vec::new();
+        for text in texts {
+            for r in template::references(text).ok()? {
+                if let Ref::StepArtifact { .. } = &r {
+                    let path = known.iter().find(|(k, _)| *k == r)?.1.clone();
+                    inputs.push((
+                        r.to_string(),
+                        crate::cache::digest_tree(Path::new(&path)).ok()?,
+                    ));
+                }
+            }
+        }
+        if self.fingerprint.is_none() {
+            self.fingerprint = crate::cache::fingerprint_dir(&self.spec_dir, self.home.root()).ok();
+        }
+        let mut env = task.env.clone();
+        env.sort();
+        Some(crate::cache::key(&serde_json::json!({
+            "version": 1,
+            "step": name,
+            "argv": task.argv,
+            "env": env,
+            "image": step.image.as_ref().or(self.spec.image.as_ref()),
+            "job": step.job,
+            "workers": task.workers,
+            "pod": task.pod,
+            "python": step.python.as_ref().map(|p| &p.requirements),
+            "project": self.fingerprint.as_ref()?,
+            "inputs": inputs,
+        })))
     }
 
     fn note(
@@ -479,6 +534,7 @@ impl Pipeline {
             spec_dir: &self.spec_dir,
             overrides: &self.overrides,
             history: &BTreeMap::new(),
+            no_cache: self.no_cache,
         };
         let mut task = match &step.job {
             Some(job) => {
@@ -525,6 +581,7 @@ impl Pipeline {
                 job_task(&ctx, name, &step, &self.params, &known)?
             }
         };
+        task.cache_key = self.cache_key(name, &step, &task, &known);
         if self
             .exec
             .dag()

@@ -5,6 +5,7 @@
 //! process groups; everything durable is in a SQLite store under the mlctl home, which is
 //! also how concurrent `mlctl` processes share the machine's capacity.
 
+pub mod cache;
 pub mod controller;
 pub mod gpu;
 pub mod home;

@@ -684,6 +684,10 @@ impl Dispatcher<'_> {
             spec_dir: &spec_dir,
             overrides: &overrides,
             history: &history,
+            no_cache: serde_json::from_str::<serde_json::Value>(&row.options)
+                .ok()
+                .and_then(|o| o["noCache"].as_bool())
+                .unwrap_or(false),
         });
         let run_index = self.runs.len();
         match controller {
@@ -897,9 +901,42 @@ impl Dispatcher<'_> {
                     format!("attempt {} {}", last.number, last.phase.to_lowercase()),
                 )?;
             }
+            (_, None) if self.reuse(index)? => {}
             _ => self.submit(index)?,
         }
         Ok(())
+    }
+
+    /// Ends a new task at once with the results of an identical earlier run, when its
+    /// memoization key has some whose working directory still exists.
+    fn reuse(&mut self, index: usize) -> Result<bool, RuntimeError> {
+        let Some(key) = self.tasks[index].spec.cache_key.clone() else {
+            return Ok(false);
+        };
+        let Some((from_run, from_job, outputs, work)) = self.rt.store.cached(&key)? else {
+            return Ok(false);
+        };
+        if !Path::new(&work).exists() {
+            return Ok(false);
+        }
+        let (run, job, job_id) = {
+            let t = &self.tasks[index];
+            (t.run, t.spec.job.clone(), t.job_id)
+        };
+        self.rt.store.set_job_outputs(job_id, &outputs)?;
+        let message = format!("reused the results of {from_run}/{from_job} (unchanged inputs)");
+        self.rt
+            .store
+            .update_job(job_id, "Cached", &message, 0, now(), true)?;
+        self.mark_done(index);
+        self.event(run, &job, EventKind::Normal, "Cached", &message);
+        let outputs: BTreeMap<String, String> = serde_json::from_str(&outputs).unwrap_or_default();
+        let result = JobResult::Succeeded {
+            outputs: outputs.into_iter().collect(),
+            work: PathBuf::from(work),
+        };
+        self.runs[run].controller.finished(&job, &result);
+        Ok(true)
     }
 
     fn submit(&mut self, index: usize) -> Result<(), RuntimeError> {
@@ -1305,6 +1342,13 @@ impl Dispatcher<'_> {
                     serde_json::to_string(&outputs.iter().cloned().collect::<BTreeMap<_, _>>())
                         .unwrap_or_default();
                 self.rt.store.set_job_outputs(job_id, &outputs_json)?;
+                if let Some(key) = &self.tasks[index].spec.cache_key {
+                    let run_id = &self.runs[run].id;
+                    let work = a.dirs.work.display().to_string();
+                    self.rt
+                        .store
+                        .put_cached(key, run_id, &job, &outputs_json, &work, now())?;
+                }
                 let attempts = self.tasks[index].attempts;
                 self.rt
                     .store

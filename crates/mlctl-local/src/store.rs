@@ -105,6 +105,14 @@ CREATE TABLE IF NOT EXISTS events (
   reason TEXT NOT NULL,
   message TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS cache (
+  key TEXT PRIMARY KEY,
+  run_id TEXT NOT NULL,
+  job TEXT NOT NULL,
+  outputs TEXT NOT NULL,
+  work TEXT NOT NULL,
+  created_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS sched_log (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   epoch INTEGER NOT NULL,
@@ -776,6 +784,37 @@ impl Store {
         Ok(st
             .query_map(params![attempt], process_row)?
             .collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The cached result of a step: (run, job, outputs JSON, working directory).
+    pub fn cached(&self, key: &str) -> Result<Option<(String, String, String, String)>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT run_id, job, outputs, work FROM cache WHERE key = ?1",
+                params![key],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?)
+    }
+
+    /// Remembers the result of a step for its key (the latest success wins).
+    pub fn put_cached(
+        &self,
+        key: &str,
+        run: &str,
+        job: &str,
+        outputs_json: &str,
+        work: &str,
+        now: f64,
+    ) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO cache (key, run_id, job, outputs, work, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(key) DO UPDATE SET run_id = excluded.run_id, job = excluded.job, outputs = excluded.outputs,
+               work = excluded.work, created_at = excluded.created_at",
+            params![key, run, job, outputs_json, work, now],
+        )?;
+        Ok(())
     }
 
     /// Adds an event.

@@ -44,6 +44,8 @@ pub struct TaskSpec {
     pub volumes: Vec<LocalVolume>,
     /// Output parameters to collect after success.
     pub outputs: Vec<String>,
+    /// The memoization key, when the job's results may be reused (see `cache`).
+    pub cache_key: Option<String>,
 }
 
 /// A volume on this machine: a directory, linked into the working directory when its mount

@@ -110,7 +110,8 @@ fn kill_9_at_many_points_then_resume_runs_every_step_once() {
     for kill_after in 0..=5usize {
         let _ = std::fs::remove_file(&done);
         let _ = std::fs::remove_file(&started);
-        let mut child = env.spawn_run(&["-f", spec.to_str().expect("utf8")]);
+        // each round runs the same pipeline: without the cache, every step runs
+        let mut child = env.spawn_run(&["-f", spec.to_str().expect("utf8"), "--no-cache"]);
         wait_until("the kill point", Duration::from_secs(30), || {
             let n = std::fs::read_to_string(&started).map_or(0, |s| s.lines().count());
             if kill_after == 0 {
@@ -151,4 +152,42 @@ fn kill_9_at_many_points_then_resume_runs_every_step_once() {
             env.describe(&run)
         );
     }
+}
+
+#[test]
+fn unchanged_steps_are_reused_until_an_input_changes() {
+    let env = Env::new();
+    let log = env.path("ran.log");
+    std::fs::write(env.path("script.sh"), "echo hello\n").expect("project file");
+    let spec = env.spec(
+        "p.yaml",
+        &format!(
+            "{HEAD}  params: {{n: \"1\"}}\n  steps:\n    make:\n      run: [sh, -c, 'echo make >> {log}; mkdir -p out; cat script.sh > out/f']\n      outputs: {{artifacts: [out/]}}\n    use:\n      needs: [make]\n      run: [sh, -c, 'echo use-{{{{params.n}}}} >> {log}; cat {{{{steps.make.outputs.artifacts.out}}}}/f']\n    always:\n      cache: false\n      run: [sh, -c, 'echo always >> {log}']\n"
+        ),
+    );
+    let path = spec.to_str().expect("utf8");
+    let ran = || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = std::fs::remove_file(&log);
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        lines.sort();
+        lines
+    };
+    assert!(env.run(&["-f", path]).status.success());
+    assert_eq!(ran(), ["always", "make", "use-1"]);
+    // nothing changed: only the step that opts out runs
+    let out = env.run(&["-f", path]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(ran(), ["always"]);
+    assert!(text(&out).contains("make: Cached"), "{}", text(&out));
+    // a parameter only `use` reads
+    assert!(env.run(&["-f", path, "-p", "n=2"]).status.success());
+    assert_eq!(ran(), ["always", "use-2"]);
+    // a project file changes: `make` runs again and, its artifact being the same, `use` is reused
+    std::fs::write(env.path("script.sh"), "echo hello\n\n").expect("edit");
+    assert!(env.run(&["-f", path, "-p", "n=2"]).status.success());
+    assert_eq!(ran(), ["always", "make", "use-2"]);
+    // --no-cache runs everything
+    assert!(env.run(&["-f", path, "--no-cache"]).status.success());
+    assert_eq!(ran(), ["always", "make", "use-1"]);
 }

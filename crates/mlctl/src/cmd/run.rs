@@ -17,6 +17,10 @@ pub struct Args {
     /// Submit and return; the runs go on in the background (`mlctl logs -f RUN` follows one).
     #[arg(short, long)]
     detach: bool,
+    /// Run every pipeline step, even those whose results could be reused (unchanged command,
+    /// parameters, project files and input artifacts).
+    #[arg(long)]
+    no_cache: bool,
     /// Time workers get to stop after SIGTERM before SIGKILL (cancel, failed gang, deadline).
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     grace_period: mlctl_core::scalar::Duration,
@@ -60,7 +64,12 @@ pub fn run(args: &Args) -> Outcome {
     }
     let sources: Vec<(String, String)> = files.into_iter().map(|f| (f.name, f.text)).collect();
     let ids = runtime
-        .submit(&spec, &sources, &overrides, &serde_json::json!({}))
+        .submit(
+            &spec,
+            &sources,
+            &overrides,
+            &serde_json::json!({"noCache": args.no_cache}),
+        )
         .map_err(|e| Failure::new(exit::LOCAL_RUNTIME, e))?;
     if ids.is_empty() {
         return Err(Failure::bad_input(anyhow::anyhow!(
