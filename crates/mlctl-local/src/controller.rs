@@ -225,6 +225,11 @@ pub fn job_task(
         volumes,
         outputs: job.outputs.params.clone(),
         cache_key: None,
+        python: job
+            .python
+            .as_ref()
+            .map(|p| p.requirements.clone())
+            .unwrap_or_default(),
     })
 }
 

@@ -10,6 +10,7 @@ pub mod controller;
 pub mod gpu;
 pub mod home;
 pub mod process;
+pub mod pyenv;
 pub mod runtime;
 pub mod schedsync;
 pub mod store;

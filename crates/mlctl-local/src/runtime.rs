@@ -515,6 +515,10 @@ pub fn spec_dir_of(file: &str) -> PathBuf {
 }
 
 enum Ev {
+    Prepared {
+        task: usize,
+        env: Result<PathBuf, String>,
+    },
     Exited {
         task: usize,
         attempt: u32,
@@ -539,6 +543,7 @@ struct RunState {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
+    Preparing,
     Queued,
     Running,
     Waiting,
@@ -902,8 +907,48 @@ impl Dispatcher<'_> {
                 )?;
             }
             (_, None) if self.reuse(index)? => {}
-            _ => self.submit(index)?,
+            _ => self.prepare(index)?,
         }
+        Ok(())
+    }
+
+    /// Builds the task's Python environment when it needs one that does not exist yet (in the
+    /// background: the task holds no resources meanwhile), then submits it.
+    fn prepare(&mut self, index: usize) -> Result<(), RuntimeError> {
+        let reqs = self.tasks[index].spec.python.clone();
+        if reqs.is_empty() {
+            return self.submit(index);
+        }
+        let dir = crate::pyenv::env_dir(&self.rt.home, &reqs);
+        if crate::pyenv::is_ready(&dir) {
+            crate::pyenv::apply(&mut self.tasks[index].spec, &dir);
+            self.tasks[index].spec.python.clear();
+            return self.submit(index);
+        }
+        let (run, job) = (self.tasks[index].run, self.tasks[index].spec.job.clone());
+        let log = self
+            .rt
+            .home
+            .run_dir(&self.runs[run].id)
+            .join(&job)
+            .join("python-env.log");
+        self.tasks[index].phase = Phase::Preparing;
+        self.event(
+            run,
+            &job,
+            EventKind::Normal,
+            "Preparing",
+            &format!(
+                "building a Python environment with {} (log {})",
+                reqs.join(" "),
+                log.display()
+            ),
+        );
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let env = crate::pyenv::build(&dir, &reqs, &log).map(|()| dir);
+            let _ = tx.send(Ev::Prepared { task: index, env });
+        });
         Ok(())
     }
 
@@ -1247,6 +1292,23 @@ impl Dispatcher<'_> {
                     );
                 }
             }
+            Ev::Prepared { task, env } => {
+                if self.tasks[task].phase != Phase::Preparing {
+                    return Ok(());
+                }
+                match env {
+                    Ok(dir) => {
+                        crate::pyenv::apply(&mut self.tasks[task].spec, &dir);
+                        self.tasks[task].spec.python.clear();
+                        self.submit(task)?;
+                    }
+                    Err(why) => {
+                        let (run, job) = (self.tasks[task].run, self.tasks[task].spec.job.clone());
+                        self.event(run, &job, EventKind::Warning, "PythonEnvFailed", &why);
+                        self.give_up(task, why)?;
+                    }
+                }
+            }
             Ev::RetryDue { task } => {
                 if self.tasks[task].phase == Phase::Waiting
                     && !self.runs[self.tasks[task].run].cancelled
@@ -1563,7 +1625,7 @@ impl Dispatcher<'_> {
                 Phase::Running => {
                     self.fail_attempt(index, Outcome::Failed, "Cancelled", "cancelled".into());
                 }
-                Phase::Waiting => {
+                Phase::Waiting | Phase::Preparing => {
                     let _ = self.cancel_job(index);
                 }
                 Phase::Done => {}

@@ -46,6 +46,8 @@ pub struct TaskSpec {
     pub outputs: Vec<String>,
     /// The memoization key, when the job's results may be reused (see `cache`).
     pub cache_key: Option<String>,
+    /// Python requirements: the job runs in a virtual environment with them (see `pyenv`).
+    pub python: Vec<String>,
 }
 
 /// A volume on this machine: a directory, linked into the working directory when its mount

@@ -191,3 +191,46 @@ fn unchanged_steps_are_reused_until_an_input_changes() {
     assert!(env.run(&["-f", path, "--no-cache"]).status.success());
     assert_eq!(ran(), ["always", "make", "use-1"]);
 }
+
+#[test]
+fn steps_run_in_a_python_environment_built_once_per_requirement_set() {
+    let env = Env::new();
+    let check = "import six, sys, os; assert sys.prefix.startswith(os.environ['MLCTL_HOME']), sys.prefix; print('six', six.__version__)";
+    let spec = env.spec(
+        "p.yaml",
+        &format!(
+            "{HEAD}  steps:\n    first:\n      run: [python3, -c, \"{check}\"]\n      python: {{requirements: [six==1.16.0]}}\n    second:\n      needs: [first]\n      run: [python, -c, \"{check}\"]\n      python: {{requirements: [\"six==1.16.0\"]}}\n"
+        ),
+    );
+    let out = env
+        .mlctl()
+        .env("MLCTL_HOME", env.home.path())
+        .args(["run", "-f", spec.to_str().expect("utf8")])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        text(&out).matches("[first] six 1.16.0").count(),
+        1,
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        text(&out).matches("[second] six 1.16.0").count(),
+        1,
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        text(&out).matches("Preparing").count(),
+        1,
+        "built once: {}",
+        text(&out)
+    );
+    let venvs: Vec<_> = std::fs::read_dir(env.home.path().join("venvs"))
+        .expect("venvs")
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .collect();
+    assert_eq!(venvs.len(), 1);
+}
