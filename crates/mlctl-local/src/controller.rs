@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 use mlctl_core::dag::{self, DagBuilder, Execution, NodeId};
 use mlctl_core::sched::NamespacePolicy;
+use mlctl_core::spec::data::{DataJobSpec, Engine};
 use mlctl_core::spec::{JobSpec, Kind, Object, PipelineSpec, Spec};
 use mlctl_core::template::{self, Ref};
 use mlctl_core::validate::ValidatedSpec;
@@ -137,6 +138,15 @@ pub fn build(ctx: &RunContext<'_>) -> Result<Box<dyn Controller>, BuildError> {
             }))
         }
         Spec::Pipeline(p) => Ok(Box::new(Pipeline::new(ctx, p)?)),
+        Spec::DataJob(d) => {
+            let params = workload::params(&d.params, ctx.overrides).map_err(BuildError)?;
+            let task = data_task(ctx, ctx.object.name(), d, &params)?;
+            Ok(Box::new(Single {
+                task: Some(task),
+                result: None,
+                namespaces: namespace_policies(ctx.spec),
+            }))
+        }
         other => Err(BuildError(format!(
             "running a {} locally is not supported by this mlctl",
             other.kind()
@@ -230,7 +240,187 @@ pub fn job_task(
             .as_ref()
             .map(|p| p.requirements.clone())
             .unwrap_or_default(),
+        sidecars: Vec::new(),
+        port: false,
     })
+}
+
+/// The task of a data job: Spark runs the script with `spark-submit --master local[N]`
+/// (N = executors × their cores; driver and executor memory mapped to Spark's settings); Dask
+/// runs a real scheduler and N workers (`distributed`) on the loopback interface as sidecars,
+/// and the script with `DASK_SCHEDULER_ADDRESS` (and `DASK_N_WORKERS`) set.
+pub fn data_task(
+    ctx: &RunContext<'_>,
+    name: &str,
+    d: &DataJobSpec,
+    params: &Params,
+) -> Result<TaskSpec, BuildError> {
+    let script = d.script.strip_prefix("local://").unwrap_or(&d.script);
+    if script.contains("://") {
+        return Err(BuildError(format!(
+            "script {script} is remote: on this machine a DataJob runs a script next to its spec (a path, or local://)"
+        )));
+    }
+    let args = d
+        .args
+        .iter()
+        .map(|a| render_text(&a.0, params, &[]))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut env = Vec::new();
+    for (k, v) in &d.env {
+        env.push((k.clone(), render_text(&v.0, params, &[])?));
+    }
+    for (k, r) in &d.secret_env {
+        env.push((k.clone(), secret_value(ctx.home, k, &r.secret, &r.key)?));
+    }
+    let instances = workload::resolve(&d.executors.instances, params)
+        .map_err(BuildError)?
+        .max(1);
+    let executor =
+        workload::container("executor", &d.executors.resources(), params).map_err(BuildError)?;
+    let mut containers =
+        vec![workload::container("driver", &d.driver, params).map_err(BuildError)?];
+    if d.engine == Engine::Dask {
+        containers
+            .push(workload::container("scheduler", &d.scheduler, params).map_err(BuildError)?);
+    }
+    containers.extend((0..instances).map(|_| executor.clone()));
+    let mut pod = mlctl_core::sched::PodRequest::of(containers);
+    if let Some(t) = &d.executors.gpu_type {
+        pod = pod.gpu_type(t.clone());
+    }
+    let cores = executor
+        .requests
+        .cpu_milli
+        .map_or(1, |m| m.div_ceil(1000).max(1));
+    let mib = |bytes: Option<u64>| bytes.map(|b| format!("{}m", b.div_ceil(1 << 20)));
+    let (argv, sidecars) = match d.engine {
+        Engine::Spark => {
+            let mut argv = vec![
+                "spark-submit".to_string(),
+                "--master".into(),
+                format!("local[{}]", u64::from(instances) * cores),
+                "--name".into(),
+                name.to_string(),
+            ];
+            if let Some(m) = mib(containers_memory(&d.driver, params)) {
+                argv.extend(["--driver-memory".into(), m]);
+            }
+            if let Some(m) = mib(executor.requests.memory_bytes) {
+                argv.extend(["--conf".into(), format!("spark.executor.memory={m}")]);
+            }
+            if let Some(spark) = &d.spark {
+                for (k, v) in &spark.conf {
+                    argv.extend([
+                        "--conf".into(),
+                        format!("{k}={}", render_text(&v.0, params, &[])?),
+                    ]);
+                }
+                for (flag, list) in [
+                    ("--jars", &spark.jars),
+                    ("--py-files", &spark.py_files),
+                    ("--packages", &spark.packages),
+                ] {
+                    if !list.is_empty() {
+                        argv.extend([flag.to_string(), list.join(",")]);
+                    }
+                }
+            }
+            argv.push(script.to_string());
+            argv.extend(args);
+            env.push(("PYSPARK_PYTHON".into(), "python3".into()));
+            (argv, Vec::new())
+        }
+        Engine::Dask => {
+            let address = format!("tcp://127.0.0.1:{}", crate::task::PORT_TOKEN);
+            let mut sidecars = vec![crate::task::Sidecar {
+                name: "dask-scheduler".into(),
+                argv: vec![
+                    "python3".into(),
+                    "-m".into(),
+                    "distributed.cli.dask_scheduler".into(),
+                    "--host".into(),
+                    "127.0.0.1".into(),
+                    "--port".into(),
+                    crate::task::PORT_TOKEN.into(),
+                    "--no-dashboard".into(),
+                    "--dashboard-address".into(),
+                    "127.0.0.1:0".into(),
+                ],
+                env: Vec::new(),
+                ready: true,
+            }];
+            for i in 0..instances {
+                let mut argv = vec![
+                    "python3".to_string(),
+                    "-m".into(),
+                    "distributed.cli.dask_worker".into(),
+                    address.clone(),
+                    "--name".into(),
+                    format!("worker-{i}"),
+                    "--host".into(),
+                    "127.0.0.1".into(),
+                    "--nthreads".into(),
+                    cores.to_string(),
+                    "--no-dashboard".into(),
+                ];
+                if let Some(bytes) = executor.requests.memory_bytes {
+                    argv.extend(["--memory-limit".into(), bytes.to_string()]);
+                }
+                sidecars.push(crate::task::Sidecar {
+                    name: format!("dask-worker-{i}"),
+                    argv,
+                    env: Vec::new(),
+                    ready: false,
+                });
+            }
+            env.push(("DASK_SCHEDULER_ADDRESS".into(), address));
+            env.push(("DASK_N_WORKERS".into(), instances.to_string()));
+            let mut argv = vec!["python3".to_string(), script.to_string()];
+            argv.extend(args);
+            (argv, sidecars)
+        }
+    };
+    let volumes = d
+        .volumes
+        .iter()
+        .map(|(vname, v)| LocalVolume {
+            name: vname.clone(),
+            dir: v.claim.as_ref().map(|c| ctx.home.volume(c)),
+            mount: (!v.path.starts_with('/')).then(|| v.path.clone()),
+        })
+        .collect();
+    Ok(TaskSpec {
+        job: name.to_string(),
+        workers: 1,
+        distributed: false,
+        master_port: None,
+        pod,
+        namespace: ctx.object.namespace().to_string(),
+        priority: workload::priority(d.priority_class.as_deref(), ctx.spec.platforms()),
+        retries: d.retries.clone(),
+        deadline: d.deadline.map(|x| x.0),
+        argv,
+        env,
+        spec_dir: ctx.spec_dir.to_path_buf(),
+        working_dir: None,
+        volumes,
+        outputs: Vec::new(),
+        cache_key: None,
+        python: d
+            .python
+            .as_ref()
+            .map(|p| p.requirements.clone())
+            .unwrap_or_default(),
+        port: d.engine == Engine::Dask,
+        sidecars,
+    })
+}
+
+fn containers_memory(resources: &mlctl_core::spec::Resources, params: &Params) -> Option<u64> {
+    workload::container("driver", resources, params)
+        .ok()
+        .and_then(|c| c.requests.memory_bytes)
 }
 
 /// The local value of a secret reference: mlctl's own environment variable of the same

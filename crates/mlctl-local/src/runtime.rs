@@ -373,8 +373,37 @@ impl Runtime {
         // its shim's pid file tells
         let mut ended = attempt.started_at.is_some() || dirs.root.join("status").exists();
         let mut failure: Option<String> = None;
-        for rank in 0..workers {
+        // workers are ranks 0..workers; sidecars are numbered after them
+        let mut ranks: std::collections::BTreeSet<u32> = (0..workers).collect();
+        ranks.extend(processes.iter().map(|p| p.rank));
+        for entry in std::fs::read_dir(dirs.root.join("status"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(rank) = name.strip_suffix(".pid").and_then(|r| r.parse().ok()) {
+                ranks.insert(rank);
+            }
+        }
+        for rank in ranks {
             let row = processes.iter().find(|p| p.rank == rank);
+            if rank >= workers {
+                // a sidecar: stopped with its attempt, whatever its workers did
+                for (pid, start_time) in row
+                    .map(|p| (p.pid, p.start_time))
+                    .into_iter()
+                    .chain(task::read_shim_pid(&dirs, rank))
+                {
+                    if process::is_alive(pid, start_time) {
+                        let _ = process::signal_group(pid, Signal::SIGKILL);
+                    }
+                }
+                if let Some(p) = row.filter(|p| p.finished_at.is_none()) {
+                    self.store.finish_process(p.id, "stopped", now())?;
+                }
+                continue;
+            }
             if let Some(p) = row.filter(|p| p.finished_at.is_some()) {
                 if p.exit.as_deref() != Some("exit code 0") {
                     failure.get_or_insert_with(|| {
@@ -515,6 +544,11 @@ pub fn spec_dir_of(file: &str) -> PathBuf {
 }
 
 enum Ev {
+    SidecarsReady {
+        task: usize,
+        attempt: u32,
+        ready: Result<(), String>,
+    },
     Prepared {
         task: usize,
         env: Result<PathBuf, String>,
@@ -552,6 +586,8 @@ enum Phase {
 
 struct ProcState {
     rank: u32,
+    /// A sidecar's name; `None` for a worker.
+    sidecar: Option<String>,
     row: i64,
     pgid: u32,
     log: PathBuf,
@@ -565,6 +601,16 @@ struct AttemptState {
     dirs: AttemptDirs,
     procs: Vec<ProcState>,
     failure: Option<(Outcome, &'static str, String)>,
+    /// The placement, kept until the workers start (after the sidecars are ready).
+    placement: Option<mlctl_core::sched::Placement>,
+    /// Whether the workers (not only the sidecars) were started.
+    workers_started: bool,
+    /// Whether the sidecars were told to stop (their workers are done).
+    sidecars_stopping: bool,
+    /// The task as this attempt runs it (its port filled in).
+    spec: TaskSpec,
+    /// The attempt's port, when the task asks for one.
+    port: Option<u16>,
 }
 
 struct TaskState {
@@ -1016,6 +1062,11 @@ impl Dispatcher<'_> {
             dirs: AttemptDirs::new(&self.rt.home, &run_id, &t.spec.job, t.attempts),
             procs: Vec::new(),
             failure: None,
+            placement: None,
+            workers_started: false,
+            sidecars_stopping: false,
+            spec: t.spec.clone(),
+            port: None,
         });
         self.by_sched.insert(sched, index);
         self.outbox.push(Event::Submit(request));
@@ -1106,20 +1157,34 @@ impl Dispatcher<'_> {
         placement: &mlctl_core::sched::Placement,
     ) -> Result<(), RuntimeError> {
         let run = self.tasks[index].run;
+        let port = if self.tasks[index].spec.port {
+            match task::free_port() {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    self.fail_attempt(
+                        index,
+                        Outcome::Error,
+                        "FailedToStart",
+                        format!("no free port: {e}"),
+                    );
+                    return self.maybe_finish_attempt(index);
+                }
+            }
+        } else {
+            None
+        };
         let (spec, attempt_no, dirs, attempt_id) = {
-            let t = &self.tasks[index];
-            let a = t.attempt.as_ref().expect("a queued task has an attempt");
-            (t.spec.clone(), a.number, a.dirs.clone(), a.id)
+            let t = &mut self.tasks[index];
+            let spec = t.spec.for_attempt(port);
+            let a = t.attempt.as_mut().expect("a queued task has an attempt");
+            a.spec = spec.clone();
+            a.port = port;
+            (spec, a.number, a.dirs.clone(), a.id)
         };
         let placement_json = serde_json::to_string(placement).unwrap_or_default();
         self.rt
             .store
             .start_attempt(attempt_id, &placement_json, now())?;
-        let gpus: Vec<String> = placement
-            .workers
-            .iter()
-            .flat_map(|w| w.gpus.iter().cloned())
-            .collect();
         let started_at = now();
         let t = &mut self.tasks[index];
         t.phase = Phase::Running;
@@ -1127,6 +1192,76 @@ impl Dispatcher<'_> {
         self.rt
             .store
             .update_job(t.job_id, "Running", "", t.attempts, started_at, false)?;
+        if spec.sidecars.is_empty() {
+            return self.start_workers(index, placement);
+        }
+        if let Some(a) = self.tasks[index].attempt.as_mut() {
+            a.placement = Some(placement.clone());
+        }
+        match task::start_sidecars(
+            &self.rt.home,
+            &spec,
+            &dirs,
+            placement,
+            self.rt.shim.as_deref(),
+        ) {
+            Ok(started) => {
+                self.track(index, started, spec.workers)?;
+                let names: Vec<&str> = spec.sidecars.iter().map(|c| c.name.as_str()).collect();
+                self.event(
+                    run,
+                    &spec.job,
+                    EventKind::Normal,
+                    "SidecarsStarted",
+                    &format!("attempt {attempt_no}: started {}", names.join(", ")),
+                );
+                let ports: Vec<(String, u16)> = spec
+                    .sidecars
+                    .iter()
+                    .filter(|c| c.ready)
+                    .filter_map(|c| port.map(|p| (c.name.clone(), p)))
+                    .collect();
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let ready = wait_for_ports(&ports, Duration::from_secs(120)).await;
+                    let _ = tx.send(Ev::SidecarsReady {
+                        task: index,
+                        attempt: attempt_no,
+                        ready,
+                    });
+                });
+            }
+            Err((started, e)) => {
+                self.track(index, started, spec.workers)?;
+                self.fail_attempt(index, Outcome::Error, "FailedToStart", error_chain(&e));
+                self.maybe_finish_attempt(index)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the workers of the current attempt of task `index`.
+    fn start_workers(
+        &mut self,
+        index: usize,
+        placement: &mlctl_core::sched::Placement,
+    ) -> Result<(), RuntimeError> {
+        let run = self.tasks[index].run;
+        let (spec, attempt_no, dirs) = {
+            let a = self.tasks[index]
+                .attempt
+                .as_ref()
+                .expect("a started task has an attempt");
+            (a.spec.clone(), a.number, a.dirs.clone())
+        };
+        if let Some(a) = self.tasks[index].attempt.as_mut() {
+            a.workers_started = true;
+        }
+        let gpus: Vec<String> = placement
+            .workers
+            .iter()
+            .flat_map(|w| w.gpus.iter().cloned())
+            .collect();
         match task::start(
             &self.rt.home,
             &spec,
@@ -1148,7 +1283,7 @@ impl Dispatcher<'_> {
                 } else {
                     format!("attempt {attempt_no} started {where_}")
                 };
-                self.track(index, started)?;
+                self.track(index, started, 0)?;
                 self.event(run, &spec.job, EventKind::Normal, "Started", &msg);
                 if let Some(deadline) = spec.deadline {
                     let tx = self.tx.clone();
@@ -1162,27 +1297,39 @@ impl Dispatcher<'_> {
                 }
             }
             Err((started, e)) => {
-                let mut message = e.to_string();
-                let mut source = std::error::Error::source(&e);
-                while let Some(s) = source {
-                    message.push_str(&format!(": {s}"));
-                    source = s.source();
-                }
-                self.track(index, started)?;
-                self.fail_attempt(index, Outcome::Error, "FailedToStart", message);
+                self.track(index, started, 0)?;
+                self.fail_attempt(index, Outcome::Error, "FailedToStart", error_chain(&e));
                 self.maybe_finish_attempt(index)?;
             }
         }
         Ok(())
     }
 
-    fn track(&mut self, index: usize, started: Vec<process::Started>) -> Result<(), RuntimeError> {
+    /// Follows started processes: workers (ranks from 0), or sidecars (numbered from
+    /// `first`, which is then the number of workers).
+    fn track(
+        &mut self,
+        index: usize,
+        started: Vec<process::Started>,
+        first: u32,
+    ) -> Result<(), RuntimeError> {
         let t = &mut self.tasks[index];
         let run_id = self.runs[t.run].id.clone();
         let a = t.attempt.as_mut().expect("running task has an attempt");
-        for (rank, s) in started.into_iter().enumerate() {
-            let rank = u32::try_from(rank).unwrap_or(u32::MAX);
-            let log = a.dirs.log(rank);
+        for (i, s) in started.into_iter().enumerate() {
+            let rank = first + u32::try_from(i).unwrap_or(u32::MAX - first);
+            let sidecar = (first > 0 || rank >= t.spec.workers)
+                .then(|| {
+                    t.spec
+                        .sidecars
+                        .get((rank - t.spec.workers) as usize)
+                        .map(|c| c.name.clone())
+                })
+                .flatten();
+            let log = match &sidecar {
+                Some(name) => a.dirs.root.join("logs").join(format!("{name}.log")),
+                None => a.dirs.log(rank),
+            };
             let row = self.rt.store.insert_process(
                 a.id,
                 rank,
@@ -1191,15 +1338,16 @@ impl Dispatcher<'_> {
                 &log.display().to_string(),
                 now(),
             )?;
-            let source = if t.spec.workers > 1 {
-                format!("{}/{rank}", t.spec.job)
-            } else {
-                t.spec.job.clone()
+            let source = match &sidecar {
+                Some(name) => format!("{}/{name}", t.spec.job),
+                None if t.spec.workers > 1 => format!("{}/{rank}", t.spec.job),
+                None => t.spec.job.clone(),
             };
             self.tail
                 .follow(log.clone(), format!("{run_id}\u{0}{source}"), 0);
             a.procs.push(ProcState {
                 rank,
+                sidecar,
                 row,
                 pgid: s.pid,
                 log,
@@ -1250,13 +1398,30 @@ impl Dispatcher<'_> {
                     _ => exit,
                 };
                 p.exit = Some(exit);
-                let (row, log) = (p.row, p.log.clone());
+                let (row, log, sidecar) = (p.row, p.log.clone(), p.sidecar.clone());
                 self.rt
                     .store
                     .finish_process(row, &exit.to_string(), now())?;
                 self.tail.close(&log);
                 self.drain_logs();
-                if let Some(task::Recorded::StartError(message)) = recorded {
+                let a = self.tasks[task].attempt.as_ref().expect("checked above");
+                let workers_done = a.workers_started
+                    && a.procs
+                        .iter()
+                        .filter(|p| p.sidecar.is_none())
+                        .all(|p| p.exit.is_some());
+                if let Some(name) = sidecar {
+                    // a sidecar ending before the workers is a failure; after them, expected
+                    if !workers_done && a.failure.is_none() {
+                        let job = self.tasks[task].spec.job.clone();
+                        self.fail_attempt(
+                            task,
+                            Outcome::Failed,
+                            "SidecarFailed",
+                            format!("{name} of {job} ended with {exit} before the job did"),
+                        );
+                    }
+                } else if let Some(task::Recorded::StartError(message)) = recorded {
                     self.fail_attempt(task, Outcome::Error, "FailedToStart", message);
                 } else if !exit.success() {
                     let job = self.tasks[task].spec.job.clone();
@@ -1272,6 +1437,24 @@ impl Dispatcher<'_> {
                         "Failed",
                         format!("{who} of {job} ended with {exit}"),
                     );
+                }
+                let grace = self.rt.grace;
+                let a = self.tasks[task].attempt.as_mut().expect("checked above");
+                let workers_done = a.workers_started
+                    && a.procs
+                        .iter()
+                        .filter(|p| p.sidecar.is_none())
+                        .all(|p| p.exit.is_some());
+                if workers_done && !a.sidecars_stopping {
+                    // the workers are done: the sidecars that serve them are stopped
+                    a.sidecars_stopping = true;
+                    for p in a
+                        .procs
+                        .iter()
+                        .filter(|p| p.sidecar.is_some() && p.exit.is_none())
+                    {
+                        tokio::spawn(process::stop_group(p.pgid, grace));
+                    }
                 }
                 self.maybe_finish_attempt(task)?;
             }
@@ -1306,6 +1489,26 @@ impl Dispatcher<'_> {
                         let (run, job) = (self.tasks[task].run, self.tasks[task].spec.job.clone());
                         self.event(run, &job, EventKind::Warning, "PythonEnvFailed", &why);
                         self.give_up(task, why)?;
+                    }
+                }
+            }
+            Ev::SidecarsReady {
+                task,
+                attempt,
+                ready,
+            } => {
+                let current = self.tasks[task]
+                    .attempt
+                    .as_ref()
+                    .filter(|a| a.number == attempt && a.failure.is_none() && !a.workers_started)
+                    .and_then(|a| a.placement.clone());
+                let Some(placement) = current else {
+                    return Ok(());
+                };
+                match ready {
+                    Ok(()) => self.start_workers(task, &placement)?,
+                    Err(why) => {
+                        self.fail_attempt(task, Outcome::Error, "SidecarNotReady", why);
                     }
                 }
             }
@@ -1632,6 +1835,40 @@ impl Dispatcher<'_> {
             }
         }
     }
+}
+
+/// An error and its causes, on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        message.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    message
+}
+
+/// Waits until every port accepts a connection on the loopback interface.
+async fn wait_for_ports(ports: &[(String, u16)], within: Duration) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + within;
+    for (name, port) in ports {
+        loop {
+            if tokio::net::TcpStream::connect(("127.0.0.1", *port))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "{name} did not listen on port {port} within {}s",
+                    within.as_secs()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    Ok(())
 }
 
 /// The controller of a run that cannot be driven: it fails at once with the reason.

@@ -48,6 +48,50 @@ pub struct TaskSpec {
     pub cache_key: Option<String>,
     /// Python requirements: the job runs in a virtual environment with them (see `pyenv`).
     pub python: Vec<String>,
+    /// Processes that serve the workers (a Dask scheduler and its workers): started first,
+    /// waited for until their ports accept connections, stopped when the workers end.
+    pub sidecars: Vec<Sidecar>,
+    /// Whether each attempt gets a free loopback port, written where `{{port}}` appears in
+    /// the commands and environment of its workers and sidecars.
+    pub port: bool,
+}
+
+/// The token replaced by an attempt's port.
+pub const PORT_TOKEN: &str = "{{port}}";
+
+impl TaskSpec {
+    /// This task for one attempt: `{{port}}` replaced by `port`.
+    pub fn for_attempt(&self, port: Option<u16>) -> TaskSpec {
+        let mut spec = self.clone();
+        if let Some(port) = port {
+            let port = port.to_string();
+            let fill = |s: &mut String| {
+                if s.contains(PORT_TOKEN) {
+                    *s = s.replace(PORT_TOKEN, &port);
+                }
+            };
+            spec.argv.iter_mut().for_each(fill);
+            spec.env.iter_mut().for_each(|(_, v)| fill(v));
+            for sidecar in &mut spec.sidecars {
+                sidecar.argv.iter_mut().for_each(fill);
+                sidecar.env.iter_mut().for_each(|(_, v)| fill(v));
+            }
+        }
+        spec
+    }
+}
+
+/// A process that serves a task's workers.
+#[derive(Debug, Clone)]
+pub struct Sidecar {
+    /// Its name (`dask-scheduler`, `dask-worker-0`).
+    pub name: String,
+    /// The command.
+    pub argv: Vec<String>,
+    /// Environment added to the task's.
+    pub env: Vec<(String, String)>,
+    /// Whether the workers wait until it listens on the attempt's port.
+    pub ready: bool,
 }
 
 /// A volume on this machine: a directory, linked into the working directory when its mount
@@ -163,25 +207,19 @@ fn volume_env_name(name: &str) -> String {
     )
 }
 
-/// Prepares the attempt's directories and starts every worker of `spec` on `placement`,
-/// each under `shim` (`mlctl __exec`) when given. On failure, workers already started are
-/// returned with the error so that they can be stopped.
-pub fn start(
-    home: &Home,
-    spec: &TaskSpec,
-    dirs: &AttemptDirs,
-    placement: &Placement,
-    shim: Option<&Path>,
-) -> Result<Vec<Started>, (Vec<Started>, StartError)> {
+/// The working directory of an attempt, ready, and the environment every process of it gets.
+struct Prepared {
+    cwd: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+/// Prepares the attempt's directories: the view of the project, outputs, status files and
+/// volumes. Idempotent.
+fn prepare(home: &Home, spec: &TaskSpec, dirs: &AttemptDirs) -> Result<Prepared, StartError> {
     let prepare = |path: &Path, r: std::io::Result<()>| {
-        r.map_err(|source| {
-            (
-                Vec::new(),
-                StartError::Prepare {
-                    path: path.to_path_buf(),
-                    source,
-                },
-            )
+        r.map_err(|source| StartError::Prepare {
+            path: path.to_path_buf(),
+            source,
         })
     };
     prepare(
@@ -195,24 +233,84 @@ pub fn start(
         Some(sub) => dirs.work.join(sub),
         None => dirs.work.clone(),
     };
-    let volumes: Vec<(String, PathBuf)> = spec
-        .volumes
-        .iter()
-        .map(|v| {
-            let dir = v
-                .dir
-                .clone()
-                .unwrap_or_else(|| dirs.root.join("volumes").join(&v.name));
-            (v.name.clone(), dir)
-        })
-        .collect();
-    for (v, (_, dir)) in spec.volumes.iter().zip(&volumes) {
-        prepare(dir, std::fs::create_dir_all(dir))?;
+    let mut env: Vec<(String, String)> = spec.env.clone();
+    env.push((
+        contract::OUTPUTS_ENV.to_string(),
+        dirs.outputs.display().to_string(),
+    ));
+    for v in &spec.volumes {
+        let dir = v
+            .dir
+            .clone()
+            .unwrap_or_else(|| dirs.root.join("volumes").join(&v.name));
+        prepare(&dir, std::fs::create_dir_all(&dir))?;
         if let Some(mount) = &v.mount {
             let link = cwd.join(mount);
-            prepare(&link, link_volume(dir, &link))?;
+            prepare(&link, link_volume(&dir, &link))?;
         }
+        env.push((volume_env_name(&v.name), dir.display().to_string()));
     }
+    Ok(Prepared { cwd, env })
+}
+
+/// Starts one process of an attempt (worker `rank`, or a sidecar numbered after the
+/// workers) under the shim when there is one.
+fn spawn_one(
+    shim: Option<&Path>,
+    dirs: &AttemptDirs,
+    rank: u32,
+    argv: &[String],
+    env: Vec<(String, String)>,
+    cwd: &Path,
+    log: PathBuf,
+) -> Result<Started, process::SpawnError> {
+    let argv = match shim {
+        Some(shim) => {
+            let mut full = vec![
+                shim.display().to_string(),
+                "__exec".to_string(),
+                dirs.status(rank).display().to_string(),
+                "--parent".to_string(),
+                std::process::id().to_string(),
+                "--".to_string(),
+            ];
+            full.extend(argv.iter().cloned());
+            full
+        }
+        None => argv.to_vec(),
+    };
+    process::spawn(&ProcSpec {
+        argv,
+        env,
+        cwd: cwd.to_path_buf(),
+        log,
+    })
+}
+
+fn gpus_of(placement: &Placement, rank: u32) -> Vec<(String, String)> {
+    let gpus = placement
+        .workers
+        .iter()
+        .find(|w| w.rank == rank)
+        .map(|w| w.gpus.clone())
+        .unwrap_or_default();
+    contract::gpu_env(&gpus)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+}
+
+/// Prepares the attempt's directories and starts every worker of `spec` on `placement`,
+/// each under `shim` (`mlctl __exec`) when given. On failure, workers already started are
+/// returned with the error so that they can be stopped.
+pub fn start(
+    home: &Home,
+    spec: &TaskSpec,
+    dirs: &AttemptDirs,
+    placement: &Placement,
+    shim: Option<&Path>,
+) -> Result<Vec<Started>, (Vec<Started>, StartError)> {
+    let prepared = prepare(home, spec, dirs).map_err(|e| (Vec::new(), e))?;
     let master_port = match spec.master_port {
         Some(p) => p,
         None if spec.distributed => free_port().map_err(|e| (Vec::new(), StartError::Port(e)))?,
@@ -220,11 +318,7 @@ pub fn start(
     };
     let mut started = Vec::new();
     for rank in 0..spec.workers {
-        let mut env: Vec<(String, String)> = spec.env.clone();
-        env.push((
-            contract::OUTPUTS_ENV.to_string(),
-            dirs.outputs.display().to_string(),
-        ));
+        let mut env = prepared.env.clone();
         if spec.distributed {
             env.extend(
                 contract::worker_env(spec.workers, rank, "127.0.0.1", master_port)
@@ -232,42 +326,41 @@ pub fn start(
                     .map(|(k, v)| (k.to_string(), v)),
             );
         }
-        let gpus = placement
-            .workers
-            .iter()
-            .find(|w| w.rank == rank)
-            .map(|w| w.gpus.clone())
-            .unwrap_or_default();
-        env.extend(
-            contract::gpu_env(&gpus)
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v)),
-        );
-        for (name, dir) in &volumes {
-            env.push((volume_env_name(name), dir.display().to_string()));
-        }
-        let argv = match shim {
-            Some(shim) => {
-                let mut argv = vec![
-                    shim.display().to_string(),
-                    "__exec".to_string(),
-                    dirs.status(rank).display().to_string(),
-                    "--parent".to_string(),
-                    std::process::id().to_string(),
-                    "--".to_string(),
-                ];
-                argv.extend(spec.argv.iter().cloned());
-                argv
-            }
-            None => spec.argv.clone(),
-        };
-        let proc_spec = ProcSpec {
-            argv,
+        env.extend(gpus_of(placement, rank));
+        match spawn_one(
+            shim,
+            dirs,
+            rank,
+            &spec.argv,
             env,
-            cwd: cwd.clone(),
-            log: dirs.log(rank),
-        };
-        match process::spawn(&proc_spec) {
+            &prepared.cwd,
+            dirs.log(rank),
+        ) {
+            Ok(s) => started.push(s),
+            Err(source) => return Err((started, StartError::Spawn { rank, source })),
+        }
+    }
+    Ok(started)
+}
+
+/// Starts the sidecars of `spec` (numbered after its workers), with the environment of
+/// worker 0.
+pub fn start_sidecars(
+    home: &Home,
+    spec: &TaskSpec,
+    dirs: &AttemptDirs,
+    placement: &Placement,
+    shim: Option<&Path>,
+) -> Result<Vec<Started>, (Vec<Started>, StartError)> {
+    let prepared = prepare(home, spec, dirs).map_err(|e| (Vec::new(), e))?;
+    let mut started = Vec::new();
+    for (i, sidecar) in spec.sidecars.iter().enumerate() {
+        let rank = spec.workers + u32::try_from(i).unwrap_or(u32::MAX - spec.workers);
+        let mut env = prepared.env.clone();
+        env.extend(sidecar.env.iter().cloned());
+        env.extend(gpus_of(placement, 0));
+        let log = dirs.root.join("logs").join(format!("{}.log", sidecar.name));
+        match spawn_one(shim, dirs, rank, &sidecar.argv, env, &prepared.cwd, log) {
             Ok(s) => started.push(s),
             Err(source) => return Err((started, StartError::Spawn { rank, source })),
         }
