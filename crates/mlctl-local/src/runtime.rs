@@ -657,18 +657,7 @@ impl Dispatcher<'_> {
 
     /// Parses and validates stored sources.
     fn load_sources(&self, id: i64) -> Result<ValidatedSpec, String> {
-        let body = self.rt.store.sources(id).map_err(|e| e.to_string())?;
-        let sources: Vec<serde_json::Value> =
-            serde_json::from_str(&body).map_err(|e| format!("stored sources: {e}"))?;
-        let texts: Vec<(String, String)> = sources
-            .iter()
-            .map(|s| {
-                (
-                    s["name"].as_str().unwrap_or_default().to_string(),
-                    s["text"].as_str().unwrap_or_default().to_string(),
-                )
-            })
-            .collect();
+        let texts = self.rt.store.source_texts(id).map_err(|e| e.to_string())?;
         let refs: Vec<SourceText<'_>> = texts
             .iter()
             .map(|(name, text)| SourceText { name, text })

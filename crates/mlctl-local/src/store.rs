@@ -505,6 +505,21 @@ impl Store {
             })?)
     }
 
+    /// The stored source texts as (name, text) pairs.
+    pub fn source_texts(&self, id: i64) -> Result<Vec<(String, String)>> {
+        let body = self.sources(id)?;
+        let sources: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap_or_default();
+        Ok(sources
+            .iter()
+            .map(|s| {
+                (
+                    s["name"].as_str().unwrap_or_default().to_string(),
+                    s["text"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect())
+    }
+
     /// Adds a run.
     pub fn insert_run(&self, run: &NewRun<'_>) -> Result<()> {
         self.conn.execute(

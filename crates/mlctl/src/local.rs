@@ -140,13 +140,55 @@ pub fn spawn_supervisor(runtime: &Runtime, runs: &[String]) -> Result<(), Failur
 pub struct Printer {
     color: bool,
     show_run: bool,
+    /// On a terminal: the time since the start and each job's state, shown with every event.
+    tty: Option<Tally>,
+}
+
+/// What a terminal's progress shows: elapsed time and how many jobs are in each state.
+struct Tally {
+    start: std::time::Instant,
+    jobs: std::collections::BTreeMap<(String, String), &'static str>,
+}
+
+impl Tally {
+    fn record(&mut self, run: &str, job: &str, reason: &str) {
+        let state = match reason {
+            "Started" | "SidecarsStarted" | "Preparing" => "running",
+            "Pending" | "BackOff" => "waiting",
+            "Succeeded" | "Cached" | "Deployed" => "done",
+            "Skipped" | "Omitted" => "skipped",
+            "Failed" | "Error" | "FailedToStart" | "DeadlineExceeded" => "failed",
+            _ => return,
+        };
+        if !job.is_empty() {
+            self.jobs.insert((run.to_string(), job.to_string()), state);
+        }
+    }
+
+    fn summary(&self) -> String {
+        let count = |s| self.jobs.values().filter(|v| **v == s).count();
+        let mut parts = Vec::new();
+        for state in ["running", "waiting", "done", "skipped", "failed"] {
+            let n = count(state);
+            if n > 0 {
+                parts.push(format!("{n} {state}"));
+            }
+        }
+        let secs = self.start.elapsed().as_secs_f64();
+        format!("{secs:6.1}s  [{}]", parts.join(", "))
+    }
 }
 
 impl Printer {
     pub fn new(runs: usize) -> Self {
+        let terminal = std::io::stderr().is_terminal();
         Self {
-            color: std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal(),
+            color: std::env::var_os("NO_COLOR").is_none() && terminal,
             show_run: runs > 1,
+            tty: terminal.then(|| Tally {
+                start: std::time::Instant::now(),
+                jobs: std::collections::BTreeMap::new(),
+            }),
         }
     }
 
@@ -167,11 +209,23 @@ impl Observer for Printer {
             (false, true) => "run".to_string(),
             (false, false) => job.to_string(),
         };
+        let reason_text = reason;
         let reason = match kind {
             EventKind::Normal => self.paint("36", reason),
             EventKind::Warning => self.paint("33", reason),
         };
-        eprintln!("{} {who}: {reason}: {message}", self.paint("2", "▸"));
+        let progress = match &mut self.tty {
+            Some(tally) => {
+                tally.record(run, job, reason_text);
+                format!("{} ", tally.summary())
+            }
+            None => String::new(),
+        };
+        eprintln!(
+            "{}{} {who}: {reason}: {message}",
+            self.paint("2", &progress),
+            self.paint("2", "▸")
+        );
     }
 
     fn log(&mut self, run: &str, source: &str, line: &str) {

@@ -28,6 +28,23 @@ fn outputs_artifacts_and_when_flow_between_steps() {
     // Argo: a step after a skipped step runs
     assert_eq!(env.job("after-never")["phase"], "Succeeded");
     assert_eq!(env.job("make")["outputs"]["score"], "0.9");
+    let described = env.describe("pipe");
+    let graph: Vec<&str> = described
+        .lines()
+        .skip_while(|l| *l != "Graph:")
+        .take_while(|l| *l != "Jobs:")
+        .collect();
+    let row = |step: &str| {
+        graph
+            .iter()
+            .find(|l| l.trim_start().starts_with(&format!("{step} ")))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .unwrap_or_else(|| panic!("no row for {step}: {graph:?}"))
+    };
+    assert_eq!(row("make")[..3], ["make", "-", "Succeeded"]);
+    assert_eq!(row("make")[5], "score=0.9");
+    assert_eq!(row("never")[..3], ["never", "make", "Skipped"]);
+    assert_eq!(row("after-never")[..3], ["after-never", "never", "Succeeded"]);
 }
 
 #[test]

@@ -45,6 +45,9 @@ pub fn run(args: &Args) -> Outcome {
         "Duration:    {}",
         elapsed(run.finished_at.unwrap_or(t) - run.created_at)
     );
+    if run.kind == "Pipeline" {
+        graph(&store, &run)?;
+    }
     crate::outln!("Jobs:");
     for job in store.jobs(&run.id).map_err(failure)? {
         crate::outln!(
@@ -143,4 +146,68 @@ pub fn run(args: &Args) -> Outcome {
             .collect::<Vec<_>>(),
     );
     Ok(exit::OK)
+}
+
+/// The pipeline's steps in graph order with what each needs and how it went.
+fn graph(
+    store: &mlctl_local::store::Store,
+    run: &mlctl_local::store::RunRow,
+) -> Result<(), Failure> {
+    let texts = store.source_texts(run.sources).map_err(failure)?;
+    let refs: Vec<mlctl_core::spec::SourceText<'_>> = texts
+        .iter()
+        .map(|(name, text)| mlctl_core::spec::SourceText { name, text })
+        .collect();
+    let Some(spec) = mlctl_core::validate::validate_sources(&refs).spec else {
+        return Ok(());
+    };
+    let Some(object) = spec.get(mlctl_core::spec::Kind::Pipeline, &run.name) else {
+        return Ok(());
+    };
+    let mlctl_core::spec::Spec::Pipeline(pipeline) = &object.spec else {
+        return Ok(());
+    };
+    let jobs = store.jobs(&run.id).map_err(failure)?;
+    let t = now();
+    let rows: Vec<Vec<String>> = pipeline
+        .steps
+        .iter()
+        .map(|(name, step)| {
+            let job = jobs.iter().find(|j| &j.name == name);
+            let duration = match job.and_then(|j| j.started_at.map(|s| (s, j.finished_at))) {
+                Some((s, Some(f))) => elapsed(f - s),
+                Some((s, None)) => elapsed(t - s),
+                None => String::new(),
+            };
+            let outputs: std::collections::BTreeMap<String, String> = job
+                .and_then(|j| serde_json::from_str(&j.outputs).ok())
+                .unwrap_or_default();
+            let mut needs = step.needs.join(",");
+            if pipeline.on_exit.as_deref() == Some(name.as_str()) {
+                needs = "(on exit)".into();
+            } else if needs.is_empty() {
+                needs = "-".into();
+            }
+            vec![
+                format!("  {name}"),
+                needs,
+                job.map_or_else(|| "Waiting".to_string(), |j| j.phase.clone()),
+                job.map_or(0, |j| j.attempts).to_string(),
+                duration,
+                outputs
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ]
+        })
+        .collect();
+    crate::outln!("Graph:");
+    super::get::table(
+        &[
+            "  STEP", "NEEDS", "PHASE", "ATTEMPTS", "DURATION", "OUTPUTS",
+        ],
+        &rows,
+    );
+    Ok(())
 }
