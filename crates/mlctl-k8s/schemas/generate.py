@@ -81,6 +81,7 @@ CRDS = [
     "kueue/kueue.x-k8s.io_topologies.yaml",
     "nvidia-gpu-operator/nvidia.com_clusterpolicies.yaml",
     "nvidia-gpu-operator/nvidia.com_nvidiadrivers.yaml",
+    "nvidia-gpu-operator/nvidia.com_gpuclusters.yaml",
 ]
 # datree's JSON Schemas, for versions no upstream CRD here serves.
 DATREE = [

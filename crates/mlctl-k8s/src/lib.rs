@@ -5,4 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod apis;
+pub mod check;
+pub mod manifest;
+pub mod rules;
 pub mod schema;

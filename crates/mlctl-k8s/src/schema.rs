@@ -196,9 +196,14 @@ impl Violation {
                 }
             }
             ViolationKind::WrongType { expected, found }
-                if found == "number" && expected.iter().any(|e| e == "string") =>
+                if found.starts_with("a number") && expected.iter().any(|e| e == "a string") =>
             {
                 Some("quote the value (`\"0.5\"`) or write it with a suffix (`500m`)".to_string())
+            }
+            ViolationKind::WrongType { expected, found }
+                if found.starts_with("an integer") && expected == &["a string"] =>
+            {
+                Some("quote the value: this schema declares the field as a string".to_string())
             }
             _ => None,
         }
