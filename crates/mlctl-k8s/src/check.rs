@@ -273,7 +273,7 @@ mod tests {
             .collect();
         assert_eq!(
             codes,
-            vec![("yaml-syntax", 7), ("schema-unknown-field", 10)]
+            vec![("yaml-syntax", 6), ("schema-unknown-field", 10)]
         );
     }
 
