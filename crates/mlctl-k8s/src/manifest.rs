@@ -29,6 +29,8 @@ pub struct Object<'a> {
     pub name: &'a str,
     /// `metadata.namespace`, when set.
     pub namespace: Option<&'a str>,
+    /// `metadata.generateName`, when set.
+    pub generate_name: Option<&'a str>,
 }
 
 impl<'a> Object<'a> {
@@ -42,6 +44,9 @@ impl<'a> Object<'a> {
             .and_then(Node::as_str)
             .unwrap_or("");
         let namespace = meta.and_then(|m| m.get("namespace")).and_then(Node::as_str);
+        let generate_name = meta
+            .and_then(|m| m.get("generateName"))
+            .and_then(Node::as_str);
         Some(Self {
             file,
             doc,
@@ -51,6 +56,7 @@ impl<'a> Object<'a> {
             kind,
             name,
             namespace,
+            generate_name,
         })
     }
 
@@ -59,11 +65,16 @@ impl<'a> Object<'a> {
         self.api_version.rsplit_once('/').map_or("", |(g, _)| g)
     }
 
-    /// `Kind/namespace/name`, or `Kind/name` without a namespace.
+    /// `Kind/namespace/name`, or `Kind/name` without a namespace (`Kind/prefix-*` for
+    /// objects named by `generateName`).
     pub fn display(&self) -> String {
+        let name = match (self.name, self.generate_name) {
+            ("", Some(prefix)) => format!("{prefix}*"),
+            (name, _) => name.to_string(),
+        };
         match self.namespace {
-            Some(ns) => format!("{}/{}/{}", self.kind, ns, self.name),
-            None => format!("{}/{}", self.kind, self.name),
+            Some(ns) => format!("{}/{}/{}", self.kind, ns, name),
+            None => format!("{}/{}", self.kind, name),
         }
     }
 

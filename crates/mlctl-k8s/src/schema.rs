@@ -371,6 +371,15 @@ fn violations(schema: &Value, error: &jsonschema::ValidationError<'_>) -> Vec<Vi
                     .unwrap_or_default(),
             },
         }],
+        K::Pattern { pattern } if pattern.contains("[KMGTPE]i") => vec![Violation {
+            path,
+            kind: ViolationKind::Invalid {
+                message: format!(
+                    "{} is not a Kubernetes quantity (such as `16Gi`, `500m` or `2`)",
+                    error.instance()
+                ),
+            },
+        }],
         _ => vec![Violation {
             path,
             kind: ViolationKind::Invalid {

@@ -44,10 +44,17 @@ pub fn invalid_name(ctx: &Ctx<'_>, e: &mut Emitter<'_>) {
             continue;
         }
         let path = FieldPath::parse("metadata.name");
-        let hint = Some(format!(
-            "use lowercase letters, digits and `-` (e.g. `{}`)",
-            suggest_name(obj.name)
-        ));
+        let suggestion = suggest_name(obj.name);
+        let hint = Some(
+            if suggestion != obj.name
+                && (obj.kind != "Service"
+                    || suggestion.starts_with(|c: char| c.is_ascii_lowercase()))
+            {
+                format!("use lowercase letters, digits and `-` (e.g. `{suggestion}`)")
+            } else {
+                "use lowercase letters, digits and `-`, starting with a letter".to_string()
+            },
+        );
         if let Some(what) = needs_label_name(obj) {
             let starts_ok =
                 obj.kind != "Service" || obj.name.starts_with(|c: char| c.is_ascii_lowercase());
