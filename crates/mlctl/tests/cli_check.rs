@@ -3,23 +3,15 @@
 //! `jsonschema`), `--fail-on`, `--kube-version`, standard input, and the exit codes.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use insta_cmd::{assert_cmd_snapshot, get_cargo_bin};
+mod common;
+
+use common::mlctl;
+use insta_cmd::assert_cmd_snapshot;
 
 const SEED: &str = "crates/mlctl-k8s/tests/seed/";
 const RULES: &str = "crates/mlctl-k8s/tests/rules/";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn mlctl() -> Command {
-    let mut cmd = Command::new(get_cargo_bin("mlctl"));
-    cmd.current_dir(repo()).env("NO_COLOR", "1");
-    cmd
-}
 
 #[test]
 fn check_the_seed_text() {
