@@ -2,7 +2,7 @@
 //! them (from the repository root), with their exit codes.
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 mod common;
 
