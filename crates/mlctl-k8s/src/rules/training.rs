@@ -44,7 +44,7 @@ pub fn completion_index(ctx: &Ctx<'_>, e: &mut Emitter<'_>) {
                     e.report(
                         obj,
                         c.path.key("env").index(i),
-                        format!("`{name}` reads the `{INDEX_ANNOTATION}` annotation, which only Jobs with `completionMode: Indexed` have (this Job is {mode}): the pod fails to start"),
+                        format!("`{name}` reads the `{INDEX_ANNOTATION}` annotation, which only Jobs with `completionMode: Indexed` have (this Job is {mode}): it is empty in every pod, so all workers get the same rank"),
                         Some(format!("set `{spec_path}.completionMode: Indexed` (Kubernetes then also sets JOB_COMPLETION_INDEX itself)")),
                     );
                     reported = true;

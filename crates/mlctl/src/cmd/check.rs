@@ -20,8 +20,11 @@ use crate::inputs::{self, WalkArgs};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Manifest files or directories (`-` for standard input).
-    #[arg(value_name = "PATH", required = true)]
+    #[arg(value_name = "PATH", required_unless_present = "files")]
     paths: Vec<PathBuf>,
+    /// The same as PATH, kubectl-style; may be repeated.
+    #[arg(short = 'f', long = "filename", value_name = "PATH")]
+    files: Vec<PathBuf>,
     #[command(flatten)]
     walk: WalkArgs,
     /// Output format.
@@ -54,7 +57,8 @@ fn parse_version(s: &str) -> Result<KubeVersion, String> {
 }
 
 pub fn run(args: &Args) -> Outcome {
-    let files = inputs::read_all(&args.paths, args.walk)?;
+    let paths: Vec<PathBuf> = args.paths.iter().chain(&args.files).cloned().collect();
+    let files = inputs::read_all(&paths, args.walk)?;
     let sources: Vec<Source<'_>> = files
         .iter()
         .map(|f| Source {
