@@ -74,10 +74,7 @@ pub fn check(sources: &[Source<'_>], options: &Options) -> Report {
     for obj in &objects {
         check_schema(obj, options.kube_version, &mut emitter);
     }
-    let ctx = Ctx {
-        objects: &objects,
-        version: options.kube_version,
-    };
+    let ctx = Ctx::new(&objects, options.kube_version);
     for rule in rules::RULES {
         if let Some(run) = rule.run {
             emitter.rule = Some(rule);

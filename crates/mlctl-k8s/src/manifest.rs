@@ -6,6 +6,8 @@
 //! Everything borrows from the located YAML tree, so a rule can report any field it looks at
 //! by its path.
 
+use std::cell::OnceCell;
+
 use mlctl_core::path::FieldPath;
 use mlctl_core::quantity::Quantity;
 use mlctl_core::yaml::{Node, Value};
@@ -31,6 +33,9 @@ pub struct Object<'a> {
     pub namespace: Option<&'a str>,
     /// `metadata.generateName`, when set.
     pub generate_name: Option<&'a str>,
+    group: &'a str,
+    pods: OnceCell<Vec<PodTemplate<'a>>>,
+    containers: OnceCell<Vec<Container<'a>>>,
 }
 
 impl<'a> Object<'a> {
@@ -57,12 +62,15 @@ impl<'a> Object<'a> {
             name,
             namespace,
             generate_name,
+            group: api_version.rsplit_once('/').map_or("", |(g, _)| g),
+            pods: OnceCell::new(),
+            containers: OnceCell::new(),
         })
     }
 
     /// The API group (`apps`, `kubeflow.org`; empty for the core group).
     pub fn group(&self) -> &'a str {
-        self.api_version.rsplit_once('/').map_or("", |(g, _)| g)
+        self.group
     }
 
     /// `Kind/namespace/name`, or `Kind/name` without a namespace (`Kind/prefix-*` for
@@ -92,14 +100,14 @@ impl<'a> Object<'a> {
         self.kind == kind && self.group() == group
     }
 
-    /// The node at `path` (relative to the object).
+    /// The node at a dotted path of keys (`spec.template.spec`), relative to the object.
     pub fn at(&self, path: &str) -> Option<&'a Node> {
-        self.node.at(&FieldPath::parse(path))
+        walk(self.node, path)
     }
 
     /// The object's labels.
     pub fn labels(&self) -> Vec<(&'a str, &'a str)> {
-        string_map(self.node.at(&FieldPath::parse("metadata.labels")))
+        string_map(walk(self.node, "metadata.labels"))
     }
 
     /// The value of annotation `key`.
@@ -111,20 +119,22 @@ impl<'a> Object<'a> {
             .as_str()
     }
 
-    /// Every pod template of this object.
-    pub fn pod_templates(&self) -> Vec<PodTemplate<'a>> {
-        pod_templates(self)
+    /// Every pod template of this object (computed once).
+    pub fn pod_templates(&self) -> &[PodTemplate<'a>] {
+        self.pods.get_or_init(|| pod_templates(self))
     }
 
     /// Every container of this object, in pod templates or elsewhere (Argo templates,
-    /// KServe model specs).
-    pub fn containers(&self) -> Vec<Container<'a>> {
-        let mut out = Vec::new();
-        for (i, pod) in self.pod_templates().iter().enumerate() {
-            out.extend(pod.containers_of(Some(i)));
-        }
-        out.extend(loose_containers(self));
-        out
+    /// KServe model specs); computed once.
+    pub fn containers(&self) -> &[Container<'a>] {
+        self.containers.get_or_init(|| {
+            let mut out = Vec::new();
+            for (i, pod) in self.pod_templates().iter().enumerate() {
+                out.extend(pod.containers_of(Some(i)));
+            }
+            out.extend(loose_containers(self));
+            out
+        })
     }
 }
 
@@ -288,7 +298,12 @@ impl<'a> Container<'a> {
 }
 
 fn labels_at<'a>(node: &'a Node, path: &str) -> Vec<(&'a str, &'a str)> {
-    string_map(node.at(&FieldPath::parse(path)))
+    string_map(walk(node, path))
+}
+
+/// The node at a dotted path of mapping keys, without allocating.
+pub fn walk<'a>(node: &'a Node, path: &str) -> Option<&'a Node> {
+    path.split('.').try_fold(node, |n, key| n.get(key))
 }
 
 /// A mapping of strings as pairs (non-string values are skipped).

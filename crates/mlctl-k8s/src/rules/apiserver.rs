@@ -173,7 +173,7 @@ pub fn selector_mismatch(ctx: &Ctx<'_>, e: &mut Emitter<'_>) {
         let Some(selector) = obj.at("spec.selector") else {
             continue;
         };
-        let Some(pod) = obj.pod_templates().into_iter().next() else {
+        let Some(pod) = obj.pod_templates().iter().next() else {
             continue;
         };
         let empty = string_map(selector.get("matchLabels")).is_empty()

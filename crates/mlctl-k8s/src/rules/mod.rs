@@ -8,6 +8,8 @@
 //! including KServe). Every rule has a passing and a failing fixture in
 //! `tests/rules/<id>/`; a test enforces it.
 
+use std::collections::HashMap;
+
 use mlctl_core::diag::{Diagnostic, Severity};
 use mlctl_core::path::FieldPath;
 
@@ -25,18 +27,43 @@ pub mod security;
 pub mod training;
 
 /// What a rule sees: every object of the invocation.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Ctx<'a> {
     /// All objects, in input order.
     pub objects: &'a [Object<'a>],
     /// The Kubernetes release checked against.
     pub version: KubeVersion,
+    by_kind: HashMap<&'a str, Vec<usize>>,
 }
 
 impl<'a> Ctx<'a> {
-    /// Objects of `kind` in `group` (any version).
-    pub fn of_kind(&self, group: &'a str, kind: &'a str) -> impl Iterator<Item = &'a Object<'a>> {
-        self.objects.iter().filter(move |o| o.is(group, kind))
+    /// The context of `objects`, indexed by kind.
+    pub fn new(objects: &'a [Object<'a>], version: KubeVersion) -> Self {
+        let mut by_kind: HashMap<&'a str, Vec<usize>> = HashMap::new();
+        for (i, o) in objects.iter().enumerate() {
+            by_kind.entry(o.kind).or_default().push(i);
+        }
+        Self {
+            objects,
+            version,
+            by_kind,
+        }
+    }
+
+    /// Objects of `kind` in `group` (any version), in input order.
+    pub fn of_kind<'s>(
+        &'s self,
+        group: &'s str,
+        kind: &str,
+    ) -> impl Iterator<Item = &'a Object<'a>> + 's {
+        let objects = self.objects;
+        self.by_kind
+            .get(kind)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(move |&i| &objects[i])
+            .filter(move |o| o.group() == group)
     }
 }
 

@@ -147,7 +147,7 @@ pub fn probe_port(ctx: &Ctx<'_>, e: &mut Emitter<'_>) {
         if matches!(obj.group(), "serving.kserve.io") {
             continue;
         }
-        for c in obj.containers().into_iter().filter(|c| c.pod.is_some()) {
+        for c in obj.containers().iter().filter(|c| c.pod.is_some()) {
             let declared = c.ports();
             for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
                 let Some(p) = c.node.get(probe) else { continue };
@@ -168,7 +168,7 @@ pub fn probe_port(ctx: &Ctx<'_>, e: &mut Emitter<'_>) {
                                 );
                         }
                         Some(Port::Number(n)) => {
-                            if let Some((server, ports)) = listening(&c) {
+                            if let Some((server, ports)) = listening(c) {
                                 if !ports.iter().any(|(p, _)| *p == n) {
                                     e.report(
                                         obj,
@@ -208,7 +208,7 @@ pub fn service_target_port(ctx: &Ctx<'_>, e: &mut Emitter<'_>) {
         if selector.is_empty() {
             continue;
         }
-        let pods: Vec<PodTemplate<'_>> = ctx
+        let pods: Vec<&PodTemplate<'_>> = ctx
             .objects
             .iter()
             .filter(|o| o.same_namespace(svc) && o.group() != "serving.kserve.io")
@@ -254,7 +254,7 @@ pub fn service_target_port(ctx: &Ctx<'_>, e: &mut Emitter<'_>) {
                 Port::Number(n) => {
                     let containers: Vec<Container<'_>> = pods
                         .iter()
-                        .flat_map(PodTemplate::containers)
+                        .flat_map(|p| p.containers())
                         .filter(|c| !c.init)
                         .collect();
                     let servers: Vec<_> = containers.iter().map(listening).collect();

@@ -200,9 +200,9 @@ fn pss(ctx: &Ctx<'_>, e: &mut Emitter<'_>, level: &'static str) {
         let enforced = enforced_level(ctx, obj);
         for pod in obj.pod_templates() {
             let violations = if level == "baseline" {
-                baseline_violations(&pod)
+                baseline_violations(pod)
             } else {
-                restricted_violations(&pod)
+                restricted_violations(pod)
             };
             for (path, what) in violations {
                 let enforcing = enforced

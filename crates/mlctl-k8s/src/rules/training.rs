@@ -129,7 +129,7 @@ pub fn rendezvous_host(ctx: &Ctx<'_>, e: &mut Emitter<'_>) {
         }
         let pods = obj.pod_templates();
         for c in obj.containers() {
-            for (path, host) in rendezvous_hosts(&c) {
+            for (path, host) in rendezvous_hosts(c) {
                 if !is_literal_host(&host) {
                     continue;
                 }
