@@ -48,9 +48,9 @@ pub fn check(sources: &[Source<'_>], options: &Options) -> Report {
     let mut report = Report::default();
     let files: Vec<&str> = sources.iter().map(|s| s.name).collect();
     let mut emitter = Emitter::new(&files);
+    let parsed = parse_all(sources);
     let mut docs: Vec<(usize, Vec<Node>)> = Vec::with_capacity(sources.len());
-    for (i, source) in sources.iter().enumerate() {
-        let (nodes, errors) = parse(source.text);
+    for (i, (source, (nodes, errors))) in sources.iter().zip(parsed).enumerate() {
         if !errors.is_empty() {
             report.unparseable.push(source.name.to_string());
         }
@@ -84,6 +84,34 @@ pub fn check(sources: &[Source<'_>], options: &Options) -> Report {
     report.diagnostics = emitter.finish();
     diag::sort(&mut report.diagnostics);
     report
+}
+
+type Parsed = (Vec<Node>, Vec<yaml::SyntaxError>);
+
+/// Parses every source, on all available cores when there are many (parsing is most of the
+/// work); results come back in input order.
+fn parse_all(sources: &[Source<'_>]) -> Vec<Parsed> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(sources.len() / 16)
+        .max(1);
+    if workers == 1 {
+        return sources.iter().map(|s| parse(s.text)).collect();
+    }
+    let chunk = sources.len().div_ceil(workers);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = sources
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(|s| parse(s.text)).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| match h.join() {
+                Ok(parsed) => parsed,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    })
 }
 
 /// Parses a YAML stream; on a syntax error, parses each `---`-separated document on its
