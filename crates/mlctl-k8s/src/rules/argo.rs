@@ -142,8 +142,14 @@ fn depends_names(expr: &str) -> Vec<&str> {
 
 /// Every `{{...}}` expression in the scalars under `node`: (path, inner text).
 fn expressions(node: &Node, path: FieldPath, out: &mut Vec<(FieldPath, String)>) {
+    let mut path = path;
+    collect_expressions(node, &mut path, out);
+}
+
+// One path buffer for the whole walk: it is cloned only for the scalars that hold `{{`.
+fn collect_expressions(node: &Node, path: &mut FieldPath, out: &mut Vec<(FieldPath, String)>) {
     match &node.value {
-        Value::Str(s) => {
+        Value::Str(s) if s.contains("{{") => {
             let mut rest = s.as_str();
             while let Some(start) = rest.find("{{") {
                 let after = &rest[start + 2..];
@@ -154,12 +160,16 @@ fn expressions(node: &Node, path: FieldPath, out: &mut Vec<(FieldPath, String)>)
         }
         Value::Seq(items) => {
             for (i, item) in items.iter().enumerate() {
-                expressions(item, path.index(i), out);
+                path.push_index(i);
+                collect_expressions(item, path, out);
+                path.pop();
             }
         }
         Value::Map(entries) => {
             for entry in entries {
-                expressions(&entry.value, path.key(entry.key.clone()), out);
+                path.push_key(entry.key.clone());
+                collect_expressions(&entry.value, path, out);
+                path.pop();
             }
         }
         _ => {}
