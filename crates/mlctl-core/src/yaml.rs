@@ -98,9 +98,15 @@ pub struct SyntaxError {
 
 /// Parses all documents of a YAML stream. Empty documents are skipped.
 pub fn parse_documents(text: &str) -> Result<Vec<Node>, SyntaxError> {
-    let docs: Vec<Option<Node>> =
-        serde_saphyr::from_str_multiple::<Option<Node>, Vec<Option<Node>>>(text)
-            .map_err(syntax_error)?;
+    // Comments are validated as syntax but not captured: nothing reads them, and capturing
+    // them is measurable on large manifests.
+    let mut options = serde_saphyr::Options::default();
+    options.emit_comments = false;
+    let docs: Vec<Option<Node>> = serde_saphyr::from_str_multiple_with_options::<
+        Option<Node>,
+        Vec<Option<Node>>,
+    >(text, options)
+    .map_err(syntax_error)?;
     Ok(docs.into_iter().flatten().collect())
 }
 
@@ -479,6 +485,30 @@ mod tests {
             .map(|e| e.key.as_str())
             .collect();
         assert_eq!(keys, ["n", "yes", "on", "10"]);
+    }
+
+    #[test]
+    fn comments_are_skipped_everywhere() {
+        let docs = parse_documents(
+            "# head
+a: 1 # trailing
+b: # before a block
+  - x # item
+  # between
+  - z
+---
+# only
+c: 'q' # end
+",
+        )
+        .expect("parses");
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[0].to_json().to_string(), r#"{"a":1,"b":["x","z"]}"#);
+        assert_eq!(
+            docs[0].at(&FieldPath::parse("b[1]")).map(|n| n.pos.line),
+            Some(6)
+        );
+        assert_eq!(docs[1].to_json().to_string(), r#"{"c":"q"}"#);
     }
 
     #[test]

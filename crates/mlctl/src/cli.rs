@@ -52,6 +52,8 @@ pub enum Command {
     Validate(cmd::validate::Args),
     /// Print the JSON Schema of mlctl specs (for editors).
     Schema(cmd::schema::Args),
+    /// Find the mistakes in Kubernetes manifests: schemas, API-server checks, ML/data rules.
+    Check(cmd::check::Args),
     /// Print mlctl's version and build information.
     Version(cmd::version::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -86,6 +88,7 @@ pub fn main() -> ExitCode {
         Command::Exec(args) => cmd::exec::run(&args),
         Command::Validate(args) => cmd::validate::run(&args),
         Command::Schema(args) => cmd::schema::run(&args),
+        Command::Check(args) => cmd::check::run(&args),
         Command::Version(args) => cmd::version::run(&args),
         Command::Completion(args) => cmd::completion::run(&args),
     };

@@ -2,20 +2,12 @@
 //! them (from the repository root), with their exit codes.
 
 use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-use insta_cmd::{assert_cmd_snapshot, get_cargo_bin};
+mod common;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn mlctl() -> Command {
-    let mut cmd = Command::new(get_cargo_bin("mlctl"));
-    cmd.current_dir(repo()).env("NO_COLOR", "1");
-    cmd
-}
+use common::mlctl;
+use insta_cmd::assert_cmd_snapshot;
 
 #[test]
 fn validate_examples() {

@@ -1,6 +1,7 @@
 //! One module per command: each has `Args` (its flags) and `run`.
 
 pub mod cancel;
+pub mod check;
 pub mod completion;
 pub mod describe;
 pub mod exec;

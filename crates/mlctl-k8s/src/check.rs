@@ -1,0 +1,322 @@
+//! `mlctl check` as a pure function: manifest texts in, sorted located diagnostics out.
+//!
+//! Each file is parsed into located YAML documents (a syntax error becomes a finding, and the
+//! documents around it are still checked), every object is validated against the schema of
+//! its kind for the chosen Kubernetes version, and then every rule of [`crate::rules`] runs
+//! over all objects of the invocation, so that rules can follow references between documents
+//! (a ServiceMonitor and the Service it scrapes, an HPA and its Deployment).
+
+use mlctl_core::diag::{self, Diagnostic, Severity};
+use mlctl_core::path::FieldPath;
+use mlctl_core::yaml::{self, Node};
+
+use crate::manifest::Object;
+use crate::rules::{self, Ctx, Emitter};
+use crate::schema::{self, KindStatus, KubeVersion};
+
+/// One input text.
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    /// How findings name the file (`-` for standard input).
+    pub name: &'a str,
+    /// Its contents.
+    pub text: &'a str,
+}
+
+/// What to check against.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// The Kubernetes release whose schemas and served APIs apply.
+    pub kube_version: KubeVersion,
+}
+
+/// The outcome of one check.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Every finding, sorted by file, position, severity and rule.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Documents read.
+    pub documents: usize,
+    /// Kubernetes objects checked (documents, plus items of `List`s).
+    pub objects: usize,
+    /// Files that had a YAML syntax error (their other documents were still checked).
+    pub unparseable: Vec<String>,
+}
+
+/// Checks all `sources` together.
+pub fn check(sources: &[Source<'_>], options: &Options) -> Report {
+    let mut report = Report::default();
+    let files: Vec<&str> = sources.iter().map(|s| s.name).collect();
+    let mut emitter = Emitter::new(&files);
+    let parsed = parse_all(sources);
+    let mut docs: Vec<(usize, Vec<Node>)> = Vec::with_capacity(sources.len());
+    for (i, (source, (nodes, errors))) in sources.iter().zip(parsed).enumerate() {
+        if !errors.is_empty() {
+            report.unparseable.push(source.name.to_string());
+        }
+        for err in errors {
+            emitter.push(
+                Diagnostic::error(rules::YAML_SYNTAX.id, FieldPath::root(), err.message)
+                    .with_hint("fix the YAML syntax; the other documents of the file were checked")
+                    .at(source.name, err.pos),
+            );
+        }
+        report.documents += nodes.len();
+        docs.push((i, nodes));
+    }
+    let mut objects = Vec::new();
+    for (file, nodes) in &docs {
+        for doc in nodes {
+            collect_objects(*file, doc, &mut objects, &mut emitter);
+        }
+    }
+    report.objects = objects.len();
+    for obj in &objects {
+        check_schema(obj, options.kube_version, &mut emitter);
+    }
+    let ctx = Ctx::new(&objects, options.kube_version);
+    for rule in rules::RULES {
+        if let Some(run) = rule.run {
+            emitter.rule = Some(rule);
+            run(&ctx, &mut emitter);
+        }
+    }
+    report.diagnostics = emitter.finish();
+    diag::sort(&mut report.diagnostics);
+    report
+}
+
+type Parsed = (Vec<Node>, Vec<yaml::SyntaxError>);
+
+/// Parses every source, on all available cores when there are many (parsing is most of the
+/// work); results come back in input order.
+fn parse_all(sources: &[Source<'_>]) -> Vec<Parsed> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(sources.len() / 16)
+        .max(1);
+    if workers == 1 {
+        return sources.iter().map(|s| parse(s.text)).collect();
+    }
+    let chunk = sources.len().div_ceil(workers);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = sources
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(|s| parse(s.text)).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| match h.join() {
+                Ok(parsed) => parsed,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    })
+}
+
+/// Parses a YAML stream; on a syntax error, parses each `---`-separated document on its
+/// own so that one broken document does not hide the others.
+fn parse(text: &str) -> (Vec<Node>, Vec<yaml::SyntaxError>) {
+    match yaml::parse_documents(text) {
+        Ok(docs) => (docs, Vec::new()),
+        Err(whole) => {
+            let mut docs = Vec::new();
+            let mut errors = Vec::new();
+            let mut start = 0usize;
+            let lines: Vec<&str> = text.split_inclusive('\n').collect();
+            let mut chunks = Vec::new();
+            for (i, line) in lines.iter().enumerate() {
+                if i > start && is_document_start(line) {
+                    chunks.push((start, i));
+                    start = i;
+                }
+            }
+            chunks.push((start, lines.len()));
+            if chunks.len() == 1 {
+                return (Vec::new(), vec![whole]);
+            }
+            for (from, to) in chunks {
+                // pad with empty lines so positions stay those of the whole file
+                let mut chunk = "\n".repeat(from);
+                chunk.extend(lines[from..to].iter().copied());
+                match yaml::parse_documents(&chunk) {
+                    Ok(d) => docs.extend(d),
+                    Err(e) => errors.push(e),
+                }
+            }
+            (docs, errors)
+        }
+    }
+}
+
+fn is_document_start(line: &str) -> bool {
+    let line = line.trim_end();
+    line == "---" || line.starts_with("--- ") || line.starts_with("---\t")
+}
+
+fn collect_objects<'a>(
+    file: usize,
+    doc: &'a Node,
+    out: &mut Vec<Object<'a>>,
+    emitter: &mut Emitter<'_>,
+) {
+    if doc.as_map().is_some_and(<[_]>::is_empty) {
+        return;
+    }
+    let Some(obj) = Object::new(file, doc, FieldPath::root(), doc) else {
+        let what = if doc.as_map().is_some() {
+            "a mapping without `apiVersion` and `kind`".to_string()
+        } else {
+            doc.type_name().to_string()
+        };
+        emitter.push(
+            Diagnostic::error(
+                rules::NOT_AN_OBJECT.id,
+                FieldPath::root(),
+                format!("this document is {what}, not a Kubernetes object"),
+            )
+            .with_hint("every document needs `apiVersion`, `kind` and `metadata`")
+            .at(emitter.file_name(file), doc.pos),
+        );
+        return;
+    };
+    if obj.kind.ends_with("List")
+        && let Some(items) = doc.get("items").and_then(Node::as_seq)
+    {
+        for (i, item) in items.iter().enumerate() {
+            let base = FieldPath::root().key("items").index(i);
+            if let Some(o) = Object::new(file, doc, base, item) {
+                out.push(o);
+            }
+        }
+        return;
+    }
+    out.push(obj);
+}
+
+fn check_schema(obj: &Object<'_>, version: KubeVersion, emitter: &mut Emitter<'_>) {
+    let status = schema::status(version, obj.api_version, obj.kind);
+    let kind_path = FieldPath::root().key("kind");
+    match &status {
+        KindStatus::Removed { message } => {
+            emitter.report_as(
+                &rules::REMOVED_API,
+                Severity::Error,
+                obj,
+                FieldPath::root().key("apiVersion"),
+                format!(
+                    "{} {} is not served by Kubernetes {version}",
+                    obj.api_version, obj.kind
+                ),
+                Some(message.clone()),
+            );
+            return;
+        }
+        KindStatus::Deprecated {
+            message,
+            replacement,
+        } => emitter.report_as(
+            &rules::DEPRECATED_API,
+            Severity::Warning,
+            obj,
+            FieldPath::root().key("apiVersion"),
+            format!("{} {} is deprecated: {message}", obj.api_version, obj.kind),
+            Some(format!("use {replacement}")),
+        ),
+        KindStatus::Unknown {
+            served_as,
+            similar_kind,
+        } => {
+            let (severity, message, hint) = if !served_as.is_empty() {
+                (
+                    Severity::Error,
+                    format!("{} is not served as {}", obj.kind, obj.api_version),
+                    Some(format!("use apiVersion: {}", served_as.join(" or "))),
+                )
+            } else if let Some(similar) = similar_kind {
+                (
+                    Severity::Error,
+                    format!("{} has no kind {}", obj.api_version, obj.kind),
+                    Some(format!("did you mean `{similar}`?")),
+                )
+            } else {
+                (
+                    Severity::Info,
+                    format!(
+                        "not checked: no schema for {} {} (rules that do not need a schema still ran)",
+                        obj.api_version, obj.kind
+                    ),
+                    None,
+                )
+            };
+            emitter.report_as(
+                &rules::UNKNOWN_KIND,
+                severity,
+                obj,
+                kind_path,
+                message,
+                hint,
+            );
+            return;
+        }
+        KindStatus::Known { .. } => {}
+    }
+    let json = obj.node.to_json();
+    for v in schema::validate(version, &json) {
+        let rule = rules::schema_rule(v.code());
+        emitter.report_as(
+            rule,
+            rule.severity,
+            obj,
+            v.path.clone(),
+            v.message(),
+            v.hint(),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_syntax_error_does_not_hide_the_other_documents() {
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: v1\nkind: [oops\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b, labelz: {}}\n";
+        let report = check(
+            &[Source {
+                name: "f.yaml",
+                text,
+            }],
+            &Options::default(),
+        );
+        assert_eq!(report.unparseable, vec!["f.yaml"]);
+        assert_eq!(report.objects, 2);
+        let codes: Vec<_> = report
+            .diagnostics
+            .iter()
+            .map(|d| (d.code.as_str(), d.pos.line))
+            .collect();
+        assert_eq!(
+            codes,
+            vec![("yaml-syntax", 6), ("schema-unknown-field", 10)]
+        );
+    }
+
+    #[test]
+    fn list_items_are_objects_located_in_the_list() {
+        let text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: a}\n  dta: {}\n";
+        let report = check(
+            &[Source {
+                name: "l.yaml",
+                text,
+            }],
+            &Options::default(),
+        );
+        assert_eq!(report.objects, 1);
+        let d = &report.diagnostics[0];
+        assert_eq!(d.code, "schema-unknown-field");
+        assert_eq!(d.path.to_string(), "items[0].dta");
+        assert_eq!(d.pos.line, 7);
+        assert_eq!(d.hint.as_deref(), Some("did you mean `data`?"));
+    }
+}

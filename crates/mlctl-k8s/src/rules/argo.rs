@@ -1,0 +1,363 @@
+//! Argo Workflows: templates, tasks and steps that are referenced but not defined, and
+//! `{{...}}` expressions that read outputs or inputs a template does not declare. These are
+//! what `argo lint` reports and the controller fails on at run time, after earlier steps
+//! have already spent their GPU hours.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use mlctl_core::diag::did_you_mean;
+use mlctl_core::path::FieldPath;
+use mlctl_core::yaml::{Node, Value};
+
+use super::{Ctx, Emitter};
+use crate::manifest::Object;
+
+/// The workflow spec of an Argo object and its path.
+fn workflow_spec<'a>(obj: &Object<'a>) -> Option<(FieldPath, &'a Node)> {
+    let path = match (obj.group(), obj.kind) {
+        ("argoproj.io", "Workflow" | "WorkflowTemplate" | "ClusterWorkflowTemplate") => "spec",
+        ("argoproj.io", "CronWorkflow") => "spec.workflowSpec",
+        _ => return None,
+    };
+    Some((FieldPath::parse(path), obj.at(path)?))
+}
+
+struct Templates<'a> {
+    by_name: BTreeMap<&'a str, (usize, &'a Node)>,
+}
+
+impl<'a> Templates<'a> {
+    fn of(spec: &'a Node) -> Self {
+        let mut by_name = BTreeMap::new();
+        for (i, t) in spec
+            .get("templates")
+            .and_then(Node::as_seq)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            if let Some(name) = t.get("name").and_then(Node::as_str) {
+                by_name.insert(name, (i, t));
+            }
+        }
+        Self { by_name }
+    }
+
+    fn get(&self, name: &str) -> Option<&'a Node> {
+        self.by_name.get(name).map(|(_, t)| *t)
+    }
+}
+
+/// A step or a DAG task: (path, name, node).
+fn invocations<'a>(
+    spec_path: &FieldPath,
+    spec: &'a Node,
+) -> Vec<(FieldPath, usize, &'a str, &'a Node)> {
+    let mut out = Vec::new();
+    for (i, t) in spec
+        .get("templates")
+        .and_then(Node::as_seq)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let tpath = spec_path.key("templates").index(i);
+        for (g, group) in t
+            .get("steps")
+            .and_then(Node::as_seq)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            for (s, step) in group.as_seq().unwrap_or_default().iter().enumerate() {
+                let name = step.get("name").and_then(Node::as_str).unwrap_or("");
+                out.push((tpath.key("steps").index(g).index(s), i, name, step));
+            }
+        }
+        for (k, task) in t
+            .at(&FieldPath::parse("dag.tasks"))
+            .and_then(Node::as_seq)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            let name = task.get("name").and_then(Node::as_str).unwrap_or("");
+            out.push((tpath.key("dag").key("tasks").index(k), i, name, task));
+        }
+    }
+    out
+}
+
+fn uses_template_ref(spec: &Node) -> bool {
+    spec.get("workflowTemplateRef").is_some()
+}
+
+/// Templates named but not defined.
+pub fn undefined_template(ctx: &Ctx<'_>, e: &mut Emitter<'_>) {
+    for obj in ctx.objects {
+        let Some((spec_path, spec)) = workflow_spec(obj) else {
+            continue;
+        };
+        if uses_template_ref(spec) {
+            continue;
+        }
+        let templates = Templates::of(spec);
+        let names: Vec<&str> = templates.by_name.keys().copied().collect();
+        let mut check = |path: FieldPath, name: &str, what: &str| {
+            if templates.get(name).is_none() {
+                e.report(
+                    obj,
+                    path,
+                    format!("{what} template `{name}` is not defined in this {}: the workflow fails when it gets there", obj.kind),
+                    Some(match did_you_mean(name, names.iter().copied()) {
+                        Some(best) => format!("did you mean `{best}`?"),
+                        None => format!("define a template named `{name}` under spec.templates, or use `templateRef` for one in a WorkflowTemplate"),
+                    }),
+                );
+            }
+        };
+        for field in ["entrypoint", "onExit"] {
+            if let Some(name) = spec.get(field).and_then(Node::as_str) {
+                check(spec_path.key(field), name, field);
+            }
+        }
+        for (path, _, _, step) in invocations(&spec_path, spec) {
+            if let Some(name) = step.get("template").and_then(Node::as_str) {
+                check(path.key("template"), name, "the");
+            }
+            if let Some(name) = step.get("onExit").and_then(Node::as_str) {
+                check(path.key("onExit"), name, "the onExit");
+            }
+        }
+    }
+}
+
+/// Task names in a `depends` expression.
+fn depends_names(expr: &str) -> Vec<&str> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'))
+        .filter(|t| !t.is_empty())
+        .map(|t| t.split('.').next().unwrap_or(t))
+        .collect()
+}
+
+/// Every `{{...}}` expression in the scalars under `node`: (path, inner text).
+fn expressions(node: &Node, path: FieldPath, out: &mut Vec<(FieldPath, String)>) {
+    let mut path = path;
+    collect_expressions(node, &mut path, out);
+}
+
+// One path buffer for the whole walk: it is cloned only for the scalars that hold `{{`.
+fn collect_expressions(node: &Node, path: &mut FieldPath, out: &mut Vec<(FieldPath, String)>) {
+    match &node.value {
+        Value::Str(s) if s.contains("{{") => {
+            let mut rest = s.as_str();
+            while let Some(start) = rest.find("{{") {
+                let after = &rest[start + 2..];
+                let Some(end) = after.find("}}") else { break };
+                out.push((path.clone(), after[..end].trim().to_string()));
+                rest = &after[end + 2..];
+            }
+        }
+        Value::Seq(items) => {
+            for (i, item) in items.iter().enumerate() {
+                path.push_index(i);
+                collect_expressions(item, path, out);
+                path.pop();
+            }
+        }
+        Value::Map(entries) => {
+            for entry in entries {
+                path.push_key(entry.key.clone());
+                collect_expressions(&entry.value, path, out);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Undefined tasks and steps.
+pub fn undefined_task(ctx: &Ctx<'_>, e: &mut Emitter<'_>) {
+    for obj in ctx.objects {
+        let Some((spec_path, spec)) = workflow_spec(obj) else {
+            continue;
+        };
+        for (i, t) in spec
+            .get("templates")
+            .and_then(Node::as_seq)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            let tpath = spec_path.key("templates").index(i);
+            let (kind, body, names): (&str, &Node, BTreeSet<&str>) = if let Some(dag) = t.get("dag")
+            {
+                let names = dag
+                    .get("tasks")
+                    .and_then(Node::as_seq)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|t| t.get("name").and_then(Node::as_str))
+                    .collect();
+                ("tasks", dag, names)
+            } else if let Some(steps) = t.get("steps") {
+                let names = steps
+                    .as_seq()
+                    .unwrap_or_default()
+                    .iter()
+                    .flat_map(|g| g.as_seq().unwrap_or_default())
+                    .filter_map(|s| s.get("name").and_then(Node::as_str))
+                    .collect();
+                ("steps", steps, names)
+            } else {
+                continue;
+            };
+            let body_path = tpath.key(if kind == "tasks" { "dag" } else { "steps" });
+            let mut report = |path: FieldPath, name: &str, how: &str| {
+                e.report(
+                    obj,
+                    path,
+                    format!(
+                        "{how} `{name}`, which is not a {} of this template",
+                        if kind == "tasks" { "task" } else { "step" }
+                    ),
+                    Some(match did_you_mean(name, names.iter().copied()) {
+                        Some(best) => format!("did you mean `{best}`?"),
+                        None => format!(
+                            "the {kind} here are {}",
+                            super::list(&names.iter().collect::<Vec<_>>())
+                        ),
+                    }),
+                );
+            };
+            if kind == "tasks" {
+                for (k, task) in body
+                    .get("tasks")
+                    .and_then(Node::as_seq)
+                    .unwrap_or_default()
+                    .iter()
+                    .enumerate()
+                {
+                    let kpath = body_path.key("tasks").index(k);
+                    for (d, dep) in task
+                        .get("dependencies")
+                        .and_then(Node::as_seq)
+                        .unwrap_or_default()
+                        .iter()
+                        .enumerate()
+                    {
+                        if let Some(dep) = dep.as_str()
+                            && !names.contains(dep)
+                        {
+                            report(kpath.key("dependencies").index(d), dep, "depends on");
+                        }
+                    }
+                    if let Some(expr) = task.get("depends").and_then(Node::as_str) {
+                        for dep in depends_names(expr) {
+                            if !names.contains(dep) {
+                                report(kpath.key("depends"), dep, "depends on");
+                            }
+                        }
+                    }
+                }
+            }
+            let mut exprs = Vec::new();
+            expressions(body, body_path.clone(), &mut exprs);
+            for (path, expr) in exprs {
+                if expr.starts_with('=') {
+                    continue;
+                }
+                let mut parts = expr.splitn(3, '.');
+                if parts.next() != Some(kind) {
+                    continue;
+                }
+                if let Some(name) = parts.next()
+                    && !names.contains(name)
+                {
+                    report(path, name, "reads");
+                }
+            }
+        }
+    }
+}
+
+fn declared(template: &Node, section: &str, kind: &str, name: &str) -> Option<bool> {
+    let list = template.get(section).and_then(|s| s.get(kind));
+    Some(
+        list.and_then(Node::as_seq)
+            .unwrap_or_default()
+            .iter()
+            .any(|p| p.get("name").and_then(Node::as_str) == Some(name)),
+    )
+}
+
+/// Outputs and inputs read but not declared.
+pub fn undeclared_output(ctx: &Ctx<'_>, e: &mut Emitter<'_>) {
+    for obj in ctx.objects {
+        let Some((spec_path, spec)) = workflow_spec(obj) else {
+            continue;
+        };
+        let templates = Templates::of(spec);
+        // step/task name -> its template, per calling template
+        let calls = invocations(&spec_path, spec);
+        for (i, t) in spec
+            .get("templates")
+            .and_then(Node::as_seq)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            let tpath = spec_path.key("templates").index(i);
+            let tname = t.get("name").and_then(Node::as_str).unwrap_or("");
+            let mut exprs = Vec::new();
+            expressions(t, tpath.clone(), &mut exprs);
+            for (path, expr) in exprs {
+                if expr.starts_with('=') {
+                    continue;
+                }
+                let parts: Vec<&str> = expr.splitn(5, '.').collect();
+                match parts.as_slice() {
+                    ["inputs", kind @ ("parameters" | "artifacts"), name]
+                        if declared(t, "inputs", kind, name) == Some(false) =>
+                    {
+                        e.report(
+                                obj,
+                                path,
+                                format!("reads `inputs.{kind}.{name}`, but template `{tname}` declares no input {} `{name}`", kind.trim_end_matches('s')),
+                                Some(format!("add `{{name: {name}}}` to the template's `inputs.{kind}`")),
+                            );
+                    }
+                    [
+                        scope @ ("steps" | "tasks"),
+                        step,
+                        "outputs",
+                        kind @ ("parameters" | "artifacts"),
+                        name,
+                    ] => {
+                        let Some((_, _, _, call)) = calls
+                            .iter()
+                            .find(|(_, caller, n, _)| *caller == i && n == step)
+                        else {
+                            continue;
+                        };
+                        let Some(callee) = call.get("template").and_then(Node::as_str) else {
+                            continue; // templateRef or inline: not visible here
+                        };
+                        let Some(template) = templates.get(callee) else {
+                            continue;
+                        };
+                        if declared(template, "outputs", kind, name) == Some(false) {
+                            e.report(
+                                obj,
+                                path,
+                                format!("reads `{scope}.{step}.outputs.{kind}.{name}`, but template `{callee}` (run by `{step}`) declares no output {} `{name}`", kind.trim_end_matches('s')),
+                                Some(format!("declare it in `{callee}`: `outputs: {{{kind}: [{{name: {name}, valueFrom: {{path: ...}}}}]}}`")),
+                            );
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
