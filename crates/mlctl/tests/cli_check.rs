@@ -5,9 +5,9 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-mod common;
+mod support;
 
-use common::mlctl;
+use support::mlctl;
 use insta_cmd::assert_cmd_snapshot;
 
 const SEED: &str = "crates/mlctl-k8s/tests/seed/";

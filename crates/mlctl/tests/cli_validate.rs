@@ -4,9 +4,9 @@
 use std::io::Write;
 use std::process::Stdio;
 
-mod common;
+mod support;
 
-use common::mlctl;
+use support::mlctl;
 use insta_cmd::assert_cmd_snapshot;
 
 #[test]

@@ -1,5 +1,5 @@
-//! What the CLI integration tests share: an isolated mlctl home and project directory, and
-//! running `mlctl` in them.
+//! What the CLI integration tests share: running the built `mlctl` from the repository root,
+//! and an isolated mlctl home and project directory to run it in.
 
 #![allow(dead_code)]
 
@@ -10,6 +10,18 @@ use std::time::{Duration, Instant};
 
 use insta_cmd::get_cargo_bin;
 use serde_json::Value;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `mlctl`, run from the repository root without colours.
+pub fn mlctl() -> Command {
+    let mut cmd = Command::new(get_cargo_bin("mlctl"));
+    cmd.current_dir(repo()).env("NO_COLOR", "1");
+    cmd
+}
 
 pub struct Env {
     pub home: tempfile::TempDir,
