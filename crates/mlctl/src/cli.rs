@@ -48,6 +48,8 @@ pub enum Command {
     Cancel(cmd::cancel::Args),
     /// Parse and check specs; report every problem with its location.
     Validate(cmd::validate::Args),
+    /// Render specs to Kubernetes manifests, ready for `kubectl apply -f -`.
+    Render(cmd::render::Args),
     /// Print the JSON Schema of mlctl specs (for editors).
     Schema(cmd::schema::Args),
     /// Print mlctl's version and build information.
@@ -79,6 +81,7 @@ pub fn main() -> ExitCode {
         Command::Cancel(args) => cmd::cancel::run(&args),
         Command::Supervise(args) => cmd::run::supervise(&args),
         Command::Validate(args) => cmd::validate::run(&args),
+        Command::Render(args) => cmd::render::run(&args),
         Command::Schema(args) => cmd::schema::run(&args),
         Command::Version(args) => cmd::version::run(&args),
         Command::Completion(args) => cmd::completion::run(&args),

@@ -6,6 +6,7 @@ pub mod describe;
 pub mod get;
 pub mod logs;
 pub mod run;
+pub mod render;
 pub mod schema;
 pub mod validate;
 pub mod version;
