@@ -164,6 +164,9 @@ pub struct Manifest {
     pub name: String,
     /// The whole object.
     pub body: serde_json::Value,
+    /// `Kind/name` of the spec object it was rendered from (empty for namespaces rendered
+    /// for several objects).
+    pub source: String,
 }
 
 impl Manifest {
@@ -257,6 +260,7 @@ pub fn render(spec: &ValidatedSpec, opts: &RenderOptions) -> Result<Rendered, Re
     check_params(spec, opts)?;
     let mut ctx = Ctx::new(spec, opts);
     for object in spec.objects() {
+        ctx.current = object.id();
         match &object.spec {
             Spec::TrainingJob(job) => training::render(&mut ctx, object, job)?,
             Spec::Pipeline(p) => pipeline::render(&mut ctx, object, p)?,
@@ -265,6 +269,7 @@ pub fn render(spec: &ValidatedSpec, opts: &RenderOptions) -> Result<Rendered, Re
             Spec::Platform(p) => platform::render(&mut ctx, object, p)?,
         }
     }
+    ctx.current = String::new();
     ctx.namespaces()?;
     Ok(ctx.finish())
 }
@@ -294,6 +299,8 @@ pub(crate) struct Ctx<'a> {
     used_namespaces: Vec<String>,
     /// The serving workload a pipeline's deploy step applies (set by the serving renderer).
     pub(crate) deploy_manifest: Option<serde_json::Value>,
+    /// The spec object being rendered.
+    current: String,
 }
 
 impl<'a> Ctx<'a> {
@@ -305,6 +312,7 @@ impl<'a> Ctx<'a> {
             warnings: Vec::new(),
             used_namespaces: Vec::new(),
             deploy_manifest: None,
+            current: String::new(),
         }
     }
 
@@ -370,10 +378,15 @@ impl<'a> Ctx<'a> {
             namespace: meta.namespace.clone(),
             name,
             body,
+            source: self.current.clone(),
         };
         // Two spec objects may need the same dependency (a namespace, a service account):
         // identical objects are rendered once.
-        if !self.objects.contains(&manifest) {
+        if !self
+            .objects
+            .iter()
+            .any(|m| m.body == manifest.body && m.kind == manifest.kind)
+        {
             self.objects.push(manifest);
         }
         Ok(())

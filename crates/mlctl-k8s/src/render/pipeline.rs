@@ -62,6 +62,8 @@ struct Refs {
     artifacts: Vec<(String, String, String)>,
     /// Pipeline parameters used.
     pipeline_params: Vec<String>,
+    /// Steps whose output parameters are used.
+    output_steps: Vec<String>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -96,6 +98,9 @@ impl Translator<'_> {
                         out.push_str(&format!("{{{{tasks.{step}.outputs.parameters.{name}}}}}"))
                     }
                     Scope::Template => {
+                        if !refs.output_steps.contains(&step) {
+                            refs.output_steps.push(step.clone());
+                        }
                         let input = format!("{step}__{name}");
                         if !refs.params.iter().any(|(n, _)| n == &input) {
                             refs.params.push((
@@ -633,6 +638,34 @@ fn run_templates(
             firsts.push(first);
         }
     }
+    // An output parameter is often a path into the producer's artifacts (`model-path`):
+    // the consumer sees those artifacts at the same absolute paths, read-only.
+    for producer in &refs.output_steps {
+        let Some(ps) = p.steps.get(producer) else {
+            continue;
+        };
+        let pdir = ps
+            .working_dir
+            .clone()
+            .unwrap_or_else(|| pod::DEFAULT_WORKDIR.into());
+        let mut seen: Vec<String> = Vec::new();
+        for path in &ps.outputs.artifacts {
+            let clean = path.trim_start_matches("./").trim_end_matches('/');
+            let first = clean.split('/').next().unwrap_or(clean).to_string();
+            let at = format!("{}/{first}", pdir.trim_end_matches('/'));
+            if seen.contains(&first) || mounts.iter().any(|m| m.mount_path == at) {
+                continue;
+            }
+            seen.push(first.clone());
+            mounts.push(VolumeMount {
+                name: WORK_VOLUME.into(),
+                mount_path: at,
+                sub_path: Some(format!("artifacts/{producer}/{first}")),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            });
+        }
+    }
     let uses_volume = !mounts.is_empty() || (workers.is_some() && !step.outputs.params.is_empty());
     let resources_patch = resource_patch(tr, step, container_name, refs);
     let outputs = Inputs {
@@ -733,48 +766,40 @@ fn run_templates(
         "workflows.argoproj.io/workflow".into(),
         "{{workflow.name}}".into(),
     );
-    let (api_version, kind, manifest, success, failure) = match ctx.opts.training {
-        TrainingBackend::Native => {
-            perms.allow("batch", "jobs", &["create", "get"]);
-            let job = k8s_openapi::api::batch::v1::Job {
-                metadata: ObjectMeta {
-                    generate_name: Some(format!("{{{{workflow.name}}}}-{step_name}-")),
-                    namespace: Some(ns.into()),
-                    labels: Some(labels.clone()),
-                    ..ObjectMeta::default()
-                },
-                spec: Some(training::indexed_job_spec(
-                    n,
-                    GangRetries::None,
-                    pod_labels,
-                    spec,
-                )),
-                ..Default::default()
-            };
-            (
-                "batch/v1",
-                "Job",
-                serde_json::to_value(&job),
-                // completionTime is set only when the Job succeeds (rank 0 succeeded).
-                "status.completionTime",
-                "status.failed > 0",
-            )
-        }
-        TrainingBackend::Kubeflow => {
-            perms.allow("kubeflow.org", "pytorchjobs", &["create", "get"]);
-            return Err(unsupported(
-                object,
-                &format!(
-                    "step {step_name}: distributed pipeline steps render as Indexed Jobs; use --training native"
-                ),
-            ));
-        }
+    if ctx.opts.training == TrainingBackend::Kubeflow {
+        ctx.warn(
+            object,
+            format!(
+                "step {step_name}: a distributed pipeline step is an Indexed Job whatever \
+                 --training says: Argo restarts it as a gang and reads rank 0's outputs"
+            ),
+        );
+    }
+    perms.allow("batch", "jobs", &["create", "get"]);
+    let job = k8s_openapi::api::batch::v1::Job {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{{{{workflow.name}}}}-{step_name}-")),
+            namespace: Some(ns.into()),
+            labels: Some(labels.clone()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(training::indexed_job_spec(
+            n,
+            GangRetries::None,
+            pod_labels,
+            spec,
+        )),
+        ..Default::default()
     };
+    let kind = "Job";
+    // completionTime is set only when the Job succeeds (rank 0 succeeded); the first failed
+    // worker fails the Job (podFailurePolicy FailJob).
+    let (success, failure) = ("status.completionTime", "status.failed > 0");
+    let manifest = serde_json::to_value(&job);
     let manifest = manifest.map_err(|e| RenderError::Serialize {
         object: format!("{kind}/{step_name}"),
         message: e.to_string(),
     })?;
-    let _ = api_version;
     let yaml = serde_saphyr::to_string(&manifest).map_err(|e| RenderError::Serialize {
         object: format!("{kind}/{step_name}"),
         message: e.to_string(),
