@@ -10,10 +10,8 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{
-    ContainerPort, HTTPGetAction, PodSpec, Probe, ServiceAccount, ServicePort,
-};
-use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::api::core::v1::{ContainerPort, HTTPGetAction, PodSpec, Probe, ServicePort};
+use k8s_openapi::api::rbac::v1::PolicyRule;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use mlctl_core::quantity::Quantity;
 use mlctl_core::spec::Object;
@@ -103,11 +101,6 @@ pub fn spark_memory(q: &Quantity) -> String {
 }
 
 fn spark_rbac(ctx: &mut Ctx<'_>, object: &Object, ns: &str, sa: &str) -> Result<(), RenderError> {
-    ctx.push_k8s(&ServiceAccount {
-        metadata: meta(object, sa, Some(ns), "data"),
-        automount_service_account_token: Some(true),
-        ..ServiceAccount::default()
-    })?;
     let rule = |resources: &[&str], verbs: &[&str]| PolicyRule {
         api_groups: Some(vec![String::new()]),
         resources: Some(resources.iter().map(|r| (*r).to_string()).collect()),
@@ -123,30 +116,14 @@ fn spark_rbac(ctx: &mut Ctx<'_>, object: &Object, ns: &str, sa: &str) -> Result<
         "patch",
         "watch",
     ];
-    ctx.push_k8s(&Role {
-        metadata: meta(object, sa, Some(ns), "data"),
-        rules: Some(vec![
-            rule(&["pods"], &manage),
-            rule(
-                &["services", "configmaps", "persistentvolumeclaims"],
-                &manage,
-            ),
-        ]),
-    })?;
-    ctx.push_k8s(&RoleBinding {
-        metadata: meta(object, sa, Some(ns), "data"),
-        role_ref: RoleRef {
-            api_group: "rbac.authorization.k8s.io".into(),
-            kind: "Role".into(),
-            name: sa.into(),
-        },
-        subjects: Some(vec![Subject {
-            kind: "ServiceAccount".into(),
-            name: sa.into(),
-            namespace: Some(ns.into()),
-            ..Subject::default()
-        }]),
-    })
+    let rules = vec![
+        rule(&["pods"], &manage),
+        rule(
+            &["services", "configmaps", "persistentvolumeclaims"],
+            &manage,
+        ),
+    ];
+    super::service_account_with_role(ctx, object, ns, sa, "data", rules)
 }
 
 fn spark(

@@ -529,6 +529,41 @@ pub(crate) fn meta(
     }
 }
 
+/// A ServiceAccount, a Role with `rules`, and the RoleBinding between them.
+pub(crate) fn service_account_with_role(
+    ctx: &mut Ctx<'_>,
+    object: &Object,
+    ns: &str,
+    sa: &str,
+    component: &str,
+    rules: Vec<k8s_openapi::api::rbac::v1::PolicyRule>,
+) -> Result<(), RenderError> {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding, RoleRef, Subject};
+    ctx.push_k8s(&ServiceAccount {
+        metadata: meta(object, sa, Some(ns), component),
+        ..ServiceAccount::default()
+    })?;
+    ctx.push_k8s(&Role {
+        metadata: meta(object, sa, Some(ns), component),
+        rules: Some(rules),
+    })?;
+    ctx.push_k8s(&RoleBinding {
+        metadata: meta(object, sa, Some(ns), component),
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "Role".into(),
+            name: sa.into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: sa.into(),
+            namespace: Some(ns.into()),
+            ..Subject::default()
+        }]),
+    })
+}
+
 /// Seconds of a duration, for fields that count whole seconds (rounded up).
 pub(crate) fn secs(d: &mlctl_core::scalar::Duration) -> i64 {
     i64::try_from(d.as_secs_ceil()).unwrap_or(i64::MAX)

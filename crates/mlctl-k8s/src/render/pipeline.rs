@@ -27,10 +27,10 @@ use std::collections::BTreeMap;
 
 use indexmap::IndexMap;
 use k8s_openapi::api::core::v1::{
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource,
-    ServiceAccount, Volume, VolumeMount, VolumeResourceRequirements,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, Volume,
+    VolumeMount, VolumeResourceRequirements,
 };
-use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::PolicyRule;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -332,10 +332,6 @@ fn rbac(
     sa: &str,
     perms: &Permissions,
 ) -> Result<(), RenderError> {
-    ctx.push_k8s(&ServiceAccount {
-        metadata: meta(object, sa, Some(ns), "pipeline"),
-        ..ServiceAccount::default()
-    })?;
     let rules = perms
         .rules
         .iter()
@@ -346,24 +342,7 @@ fn rbac(
             ..PolicyRule::default()
         })
         .collect();
-    ctx.push_k8s(&Role {
-        metadata: meta(object, sa, Some(ns), "pipeline"),
-        rules: Some(rules),
-    })?;
-    ctx.push_k8s(&RoleBinding {
-        metadata: meta(object, sa, Some(ns), "pipeline"),
-        role_ref: RoleRef {
-            api_group: "rbac.authorization.k8s.io".into(),
-            kind: "Role".into(),
-            name: sa.into(),
-        },
-        subjects: Some(vec![Subject {
-            kind: "ServiceAccount".into(),
-            name: sa.into(),
-            namespace: Some(ns.into()),
-            ..Subject::default()
-        }]),
-    })
+    super::service_account_with_role(ctx, object, ns, sa, "pipeline", rules)
 }
 
 fn retry_strategy(r: &Retries) -> RetryStrategy {
