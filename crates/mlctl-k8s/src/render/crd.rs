@@ -179,6 +179,7 @@ pub struct WorkflowSpec {
     /// Pod security context of every pod.
     pub security_context: PodSecurityContext,
     /// Delete pods once they succeeded.
+    #[serde(rename = "podGC")]
     pub pod_gc: PodGc,
     /// Per-run volumes.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -424,6 +425,8 @@ pub struct Backoff {
 pub struct Memoize {
     /// Cache key.
     pub key: String,
+    /// How old a cached result may be.
+    pub max_age: String,
     /// Where the cache is kept.
     pub cache: MemoizeCache,
 }

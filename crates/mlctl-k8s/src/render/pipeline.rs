@@ -872,6 +872,8 @@ fn memoize(object: &Object, step: &str, static_key: &str, refs: &Refs) -> Memoiz
     };
     Memoize {
         key,
+        // Argo requires a bound; a month keeps results of the same inputs reusable.
+        max_age: "720h".into(),
         cache: MemoizeCache {
             config_map: ConfigMapKeyRef {
                 name: format!("{}-cache", object.name()),
