@@ -371,9 +371,10 @@ fn seed_mistakes_are_not_rendered() {
         .find(|m| m.kind == "LimitRange" && m.namespace.as_deref() == Some("ml-training"))
         .expect("limit range");
     let item = &lr.body["spec"]["limits"][0];
-    assert!(item["default"].get("nvidia.com/gpu").is_none());
-    assert!(item["defaultRequest"].get("nvidia.com/gpu").is_none());
-    assert_eq!(item["max"]["nvidia.com/gpu"], "4");
+    for bound in ["default", "defaultRequest", "max", "min"] {
+        assert!(item[bound].get("nvidia.com/gpu").is_none(), "{bound}");
+    }
+    assert_eq!(item["max"]["cpu"], "32");
 }
 
 #[test]

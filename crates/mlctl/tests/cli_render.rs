@@ -161,7 +161,7 @@ fn invalid_spec_is_exit_3_with_findings_on_stderr() {
     assert!(out.stdout.is_empty());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("dag-cycle"), "{stderr}");
-    assert!(stderr.contains("error: invalid spec"), "{stderr}");
+    assert!(stderr.contains("error: the spec is invalid"), "{stderr}");
 }
 
 #[test]

@@ -185,7 +185,7 @@ fn spark(
     env.extend(pod::secret_env(&d.secret_env));
     let mut mounts = Mounts::default();
     mounts.tmp();
-    mounts.spec_volumes(&d.volumes);
+    mounts.spec_volumes(&d.volumes, pod::DEFAULT_WORKDIR);
     let labels = super::labels(object, "data");
     let side = |r: &Resources, instances: Option<i32>| -> Result<SparkPod, RenderError> {
         let sized = pod::size(ctx, object, ns, r, &lookup)?;
@@ -350,7 +350,7 @@ fn dask(
         let sized = pod::size(ctx, object, ns, r, &lookup)?;
         let mut mounts = Mounts::default();
         mounts.tmp();
-        mounts.spec_volumes(&d.volumes);
+        mounts.spec_volumes(&d.volumes, pod::DEFAULT_WORKDIR);
         let mut c = pod::container(container, &image, &run, env.clone(), &sized, &mounts, false);
         // Dask's own `$(DASK_WORKER_NAME)` must expand: it is not user text.
         if let Some(args) = c.args.as_mut() {

@@ -357,12 +357,13 @@ fn retry_strategy(r: &Retries) -> RetryStrategy {
         .into(),
         backoff: r.backoff.as_ref().map(|b| Backoff {
             duration: b.duration.to_string(),
-            factor: Some(match b.factor {
-                Some(f) if f.fract() != 0.0 => {
+            // No factor: every wait is `duration`, as in Argo.
+            factor: b.factor.map(|f| {
+                if f.fract() == 0.0 {
+                    IntOrString::Int(f as i32)
+                } else {
                     IntOrString::String(mlctl_core::yaml::format_float(f))
                 }
-                Some(f) => IntOrString::Int(f as i32),
-                None => IntOrString::Int(2),
             }),
             max_duration: b.max_duration.map(|d| d.to_string()),
         }),
@@ -623,9 +624,7 @@ fn run_templates(
         let Some(ps) = p.steps.get(producer) else {
             continue;
         };
-        let pdir = ps
-            .working_dir
-            .clone()
+        let pdir = pod::workdir(ps.working_dir.as_deref(), true)
             .unwrap_or_else(|| pod::DEFAULT_WORKDIR.into());
         let mut seen: Vec<String> = Vec::new();
         for path in &ps.outputs.artifacts {

@@ -1,8 +1,8 @@
 //! Platform → per namespace a `Namespace` with Pod Security Admission labels (never a
 //! PodSecurityPolicy, removed in 1.25), a `ResourceQuota` (GPUs as `requests.nvidia.com/gpu`
 //! only: extended resources cannot be overcommitted, so the API server allows no `limits.`
-//! quota for them), a `LimitRange` (CPU and memory defaults; GPUs only bounded by `max`, as a
-//! GPU default would hand every container a GPU), a default-deny `NetworkPolicy` with the
+//! quota for them), a `LimitRange` (CPU and memory only: any GPU bound there becomes a default
+//! that hands every container a GPU), a default-deny `NetworkPolicy` with the
 //! allows the spec declares plus DNS to kube-system; and the `PriorityClass`es.
 //!
 //! Node pools are not rendered: nodes are registered by the kubelet or the cloud's node
@@ -129,21 +129,9 @@ fn namespace(
         })?;
     }
     if let Some(l) = &ns.limits {
-        for (field, b) in [
-            ("default", &l.default),
-            ("defaultRequest", &l.default_request),
-        ] {
-            if b.as_ref().is_some_and(|b| b.gpu.is_some()) {
-                ctx.warn(
-                    object,
-                    format!(
-                        "namespace {name}: limits.{field}.gpu is not rendered: a GPU default \
-                         would give every container of the namespace a GPU"
-                    ),
-                );
-            }
-        }
-        let bounds = |b: &Option<ResourceBounds>, gpu: bool| {
+        // GPUs never go in a LimitRange (validation rejects them): Kubernetes turns every
+        // bound into a default for containers that set none, handing each of them a GPU.
+        let bounds = |b: &Option<ResourceBounds>| {
             b.as_ref().and_then(|b| {
                 let mut m = BTreeMap::new();
                 if let Some(c) = &b.cpu {
@@ -151,9 +139,6 @@ fn namespace(
                 }
                 if let Some(mem) = &b.memory {
                     m.insert("memory".to_string(), k8s_q(mem));
-                }
-                if gpu && let Some(g) = &b.gpu {
-                    m.insert(GPU_RESOURCE.to_string(), k8s_q(g));
                 }
                 (!m.is_empty()).then_some(m)
             })
@@ -163,10 +148,10 @@ fn namespace(
             spec: Some(LimitRangeSpec {
                 limits: vec![LimitRangeItem {
                     type_: "Container".into(),
-                    default: bounds(&l.default, false),
-                    default_request: bounds(&l.default_request, false),
-                    max: bounds(&l.max, true),
-                    min: bounds(&l.min, false),
+                    default: bounds(&l.default),
+                    default_request: bounds(&l.default_request),
+                    max: bounds(&l.max),
+                    min: bounds(&l.min),
                     ..LimitRangeItem::default()
                 }],
             }),

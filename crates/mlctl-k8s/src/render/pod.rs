@@ -39,8 +39,26 @@ pub const RUN_AS: i64 = 65532;
 pub const OUTPUTS_DIR: &str = "/mlctl/outputs";
 /// Where a pipeline step receives input artifacts: `/mlctl/inputs/STEP/ARTIFACT`.
 pub const INPUTS_DIR: &str = "/mlctl/inputs";
-/// The working directory of a process that writes artifacts and names no `workingDir`.
+/// Where the image holds the spec's directory: the working directory of a process (joined
+/// with its relative `workingDir`), under which relative volume paths and artifacts are.
 pub const DEFAULT_WORKDIR: &str = "/workspace";
+
+/// The container working directory of a process with `working_dir`, when it must be set:
+/// the spec names one, or relative paths (volumes, artifacts) must be placed under it.
+pub fn workdir(working_dir: Option<&str>, needed: bool) -> Option<String> {
+    match working_dir {
+        Some(d) if d.starts_with('/') => Some(d.to_string()),
+        Some(d) => {
+            let d = d.trim_start_matches("./").trim_end_matches('/');
+            Some(if d.is_empty() || d == "." {
+                DEFAULT_WORKDIR.to_string()
+            } else {
+                format!("{DEFAULT_WORKDIR}/{d}")
+            })
+        }
+        None => needed.then(|| DEFAULT_WORKDIR.to_string()),
+    }
+}
 /// The extended resource of NVIDIA GPUs.
 pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
 
@@ -358,8 +376,8 @@ impl Mounts {
         self.scratch("tmp", "/tmp", None, false);
     }
 
-    /// Adds the spec's volumes.
-    pub fn spec_volumes(&mut self, volumes: &IndexMap<String, SpecVolume>) {
+    /// Adds the spec's volumes; relative mount paths are under `workdir`.
+    pub fn spec_volumes(&mut self, volumes: &IndexMap<String, SpecVolume>, workdir: &str) {
         for (name, v) in volumes {
             let mut volume = Volume {
                 name: name.clone(),
@@ -386,7 +404,16 @@ impl Mounts {
                     ..SecretVolumeSource::default()
                 });
             }
-            self.add(volume, &v.path, v.read_only);
+            let path = if v.path.starts_with('/') {
+                v.path.clone()
+            } else {
+                format!(
+                    "{}/{}",
+                    workdir.trim_end_matches('/'),
+                    v.path.trim_start_matches("./").trim_end_matches('/')
+                )
+            };
+            self.add(volume, &path, v.read_only);
         }
     }
 

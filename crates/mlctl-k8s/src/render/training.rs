@@ -78,11 +78,15 @@ pub fn process(
     if job.workers.is_some() || job.resources.shm.is_some() || gpu {
         mounts.scratch("dshm", "/dev/shm", job.resources.shm.as_ref(), true);
     }
-    mounts.spec_volumes(&job.volumes);
-    let workdir = job
-        .working_dir
-        .clone()
-        .or_else(|| (!job.outputs.artifacts.is_empty()).then(|| pod::DEFAULT_WORKDIR.to_string()));
+    let relative_volumes = job.volumes.values().any(|v| !v.path.starts_with('/'));
+    let workdir = pod::workdir(
+        job.working_dir.as_deref(),
+        relative_volumes || !job.outputs.artifacts.is_empty(),
+    );
+    mounts.spec_volumes(
+        &job.volumes,
+        workdir.as_deref().unwrap_or(pod::DEFAULT_WORKDIR),
+    );
     let writable_root = match &workdir {
         Some(dir) => mounts.artifacts(dir, &job.outputs.artifacts),
         None => false,
