@@ -477,3 +477,58 @@ fn parameters_override_defaults_and_unknown_ones_are_refused() {
         "failed to set parameter nope: no object declares it"
     );
 }
+
+#[test]
+fn jobs_run_by_pipeline_steps_render_inside_the_workflow_only() {
+    let text =
+        std::fs::read_to_string(repo().join("crates/mlctl-k8s/tests/fixtures/job-steps.yaml"))
+            .expect("fixture");
+    let spec = validated(&[("job-steps.yaml".to_string(), text)]);
+    let r = render(
+        &spec,
+        &options(TrainingBackend::Native, ServingBackend::Native),
+    )
+    .expect("renders");
+    let kinds: Vec<&str> = r.objects.iter().map(|m| m.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "ServiceAccount",
+            "Role",
+            "RoleBinding",
+            "Service",
+            "Workflow"
+        ]
+    );
+    let wf = &r.objects[4].body;
+    let templates = wf["spec"]["templates"].as_array().expect("templates");
+    let etl = templates.iter().find(|t| t["name"] == "etl").expect("etl");
+    assert_eq!(
+        etl["resource"]["successCondition"],
+        "status.jobStatus == Successful"
+    );
+    let train = templates
+        .iter()
+        .find(|t| t["name"] == "train")
+        .expect("train");
+    let manifest = train["resource"]["manifest"].as_str().expect("manifest");
+    assert!(
+        manifest.contains("- \"0.1\""),
+        "the job's own parameter is resolved: {manifest}"
+    );
+    assert!(
+        manifest.contains("cloud.google.com/gke-accelerator: nvidia-l4"),
+        "{manifest}"
+    );
+    assert_eq!(train["retryStrategy"]["limit"], "1");
+    assert!(train["retryStrategy"]["backoff"].get("factor").is_none());
+    let role = &r.objects[1].body;
+    let resources: Vec<&str> = role["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .map(|rule| rule["resources"][0].as_str().expect("resource"))
+        .collect();
+    assert_eq!(resources, ["workflowtaskresults", "jobs", "daskjobs"]);
+    assert_eq!(wf["spec"]["onExit"], "notify");
+}

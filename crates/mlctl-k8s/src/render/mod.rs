@@ -259,7 +259,29 @@ pub fn manifest_yaml(m: &Manifest) -> Result<String, RenderError> {
 pub fn render(spec: &ValidatedSpec, opts: &RenderOptions) -> Result<Rendered, RenderError> {
     check_params(spec, opts)?;
     let mut ctx = Ctx::new(spec, opts);
+    // A TrainingJob or DataJob that a pipeline step runs (`job: NAME`) is rendered inside
+    // the pipeline's Workflow only: applied on its own too, it would run twice.
+    let in_pipelines: Vec<(String, String)> = spec
+        .objects()
+        .iter()
+        .filter_map(|o| match &o.spec {
+            Spec::Pipeline(p) => Some((o, p)),
+            _ => None,
+        })
+        .flat_map(|(o, p)| {
+            p.steps
+                .values()
+                .filter_map(|s| s.job.clone())
+                .map(|j| (o.namespace().to_string(), j))
+                .collect::<Vec<_>>()
+        })
+        .collect();
     for object in spec.objects() {
+        if matches!(object.kind(), Kind::TrainingJob | Kind::DataJob)
+            && in_pipelines.contains(&(object.namespace().to_string(), object.name().to_string()))
+        {
+            continue;
+        }
         ctx.current = object.id();
         match &object.spec {
             Spec::TrainingJob(job) => training::render(&mut ctx, object, job)?,
