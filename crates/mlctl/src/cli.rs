@@ -50,6 +50,8 @@ pub enum Command {
     Resume(cmd::resume::Args),
     /// Parse and check specs; report every problem with its location.
     Validate(cmd::validate::Args),
+    /// Render specs to Kubernetes manifests, ready for `kubectl apply -f -`.
+    Render(cmd::render::Args),
     /// Print the JSON Schema of mlctl specs (for editors).
     Schema(cmd::schema::Args),
     /// Find the mistakes in Kubernetes manifests: schemas, API-server checks, ML/data rules.
@@ -87,6 +89,7 @@ pub fn main() -> ExitCode {
         Command::Supervise(args) => cmd::run::supervise(&args),
         Command::Exec(args) => cmd::exec::run(&args),
         Command::Validate(args) => cmd::validate::run(&args),
+        Command::Render(args) => cmd::render::run(&args),
         Command::Schema(args) => cmd::schema::run(&args),
         Command::Check(args) => cmd::check::run(&args),
         Command::Version(args) => cmd::version::run(&args),

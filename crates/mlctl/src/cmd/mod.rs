@@ -7,6 +7,7 @@ pub mod describe;
 pub mod exec;
 pub mod get;
 pub mod logs;
+pub mod render;
 pub mod resume;
 pub mod run;
 pub mod schema;
