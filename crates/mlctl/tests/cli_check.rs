@@ -7,8 +7,8 @@ use std::process::{Command, Stdio};
 
 mod support;
 
-use support::mlctl;
 use insta_cmd::assert_cmd_snapshot;
+use support::mlctl;
 
 const SEED: &str = "crates/mlctl-k8s/tests/seed/";
 const RULES: &str = "crates/mlctl-k8s/tests/rules/";

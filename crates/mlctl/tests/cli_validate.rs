@@ -6,8 +6,8 @@ use std::process::Stdio;
 
 mod support;
 
-use support::mlctl;
 use insta_cmd::assert_cmd_snapshot;
+use support::mlctl;
 
 #[test]
 fn validate_examples() {
@@ -118,5 +118,32 @@ fn version_and_completions() {
         assert!(out.status.success(), "{shell}");
         let script = String::from_utf8_lossy(&out.stdout);
         assert!(script.contains("validate"), "{shell} completes subcommands");
+    }
+}
+
+#[test]
+fn a_closed_output_pipe_ends_quietly() {
+    use std::io::{BufRead, BufReader};
+    for args in [
+        vec!["render", "-f", "examples/"],
+        vec!["check", "crates/mlctl-k8s/tests/seed/"],
+        vec!["completion", "bash"],
+        vec!["schema"],
+    ] {
+        let mut child = mlctl()
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut first)
+            .expect("a line");
+        // the reader is gone (as with `| head -1`)
+        let out = child.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(!first.is_empty(), "{args:?}");
     }
 }

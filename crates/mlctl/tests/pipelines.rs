@@ -44,7 +44,10 @@ fn outputs_artifacts_and_when_flow_between_steps() {
     assert_eq!(row("make")[..3], ["make", "-", "Succeeded"]);
     assert_eq!(row("make")[5], "score=0.9");
     assert_eq!(row("never")[..3], ["never", "make", "Skipped"]);
-    assert_eq!(row("after-never")[..3], ["after-never", "never", "Succeeded"]);
+    assert_eq!(
+        row("after-never")[..3],
+        ["after-never", "never", "Succeeded"]
+    );
 }
 
 #[test]

@@ -32,20 +32,10 @@ use mlctl_core::spec::{Kind, Object, Spec};
 use mlctl_core::validate::ValidatedSpec;
 use serde::Serialize;
 
-/// The Kubernetes minor version rendered for.
-///
-/// Both supported versions get the same objects today: everything rendered is GA in 1.33
-/// (Job `successPolicy`, `backoffLimitPerIndex`, `podFailurePolicy`, native sidecars). The
-/// version selects the schemas the output is checked against, and is where a difference
-/// would go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum KubeVersion {
-    /// Kubernetes 1.33.
-    #[default]
-    V1_33,
-    /// Kubernetes 1.36.
-    V1_36,
-}
+/// The Kubernetes release rendered for: the one whose schemas the output is checked against.
+/// Both supported releases get the same objects today (everything rendered is GA in 1.33: Job
+/// `successPolicy`, `backoffLimitPerIndex`, `podFailurePolicy`, native sidecars).
+pub use crate::schema::KubeVersion;
 
 /// How TrainingJobs (and distributed pipeline steps) are rendered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

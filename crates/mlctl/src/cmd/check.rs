@@ -51,7 +51,7 @@ enum FailOn {
     Warning,
 }
 
-fn parse_version(s: &str) -> Result<KubeVersion, String> {
+pub fn parse_version(s: &str) -> Result<KubeVersion, String> {
     s.parse()
         .map_err(|e: mlctl_k8s::schema::UnsupportedVersion| e.to_string())
 }
@@ -98,7 +98,7 @@ pub fn run(args: &Args) -> Outcome {
                 .map_err(Failure::bad_input)?
         ),
     };
-    print!("{out}");
+    crate::out!("{out}");
     eprintln!(
         "{} ({} objects in {} files, Kubernetes {})",
         diag::summary(&report.diagnostics),

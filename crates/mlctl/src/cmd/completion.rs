@@ -15,6 +15,8 @@ pub struct Args {
 
 pub fn run(args: &Args) -> Outcome {
     let mut command = Cli::command();
-    clap_complete::generate(args.shell, &mut command, "mlctl", &mut std::io::stdout());
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut command, "mlctl", &mut script);
+    crate::out!("{}", String::from_utf8_lossy(&script));
     Ok(exit::OK)
 }

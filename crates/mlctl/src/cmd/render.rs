@@ -28,8 +28,8 @@ pub struct Args {
     #[arg(short, long, value_name = "NAMESPACE")]
     namespace: Option<String>,
     /// Kubernetes version to render for.
-    #[arg(long, value_enum, default_value_t = Version::V1_33, value_name = "VERSION")]
-    kube_version: Version,
+    #[arg(long, value_name = "VERSION", default_value = "1.33", value_parser = super::check::parse_version)]
+    kube_version: KubeVersion,
     /// How TrainingJobs are rendered: an Indexed Job, or a Kubeflow PyTorchJob.
     #[arg(long, value_enum, default_value_t = Training::Native)]
     training: Training,
@@ -48,14 +48,6 @@ pub struct Args {
 enum Format {
     Yaml,
     Json,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum Version {
-    #[value(name = "1.33")]
-    V1_33,
-    #[value(name = "1.36")]
-    V1_36,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -82,10 +74,7 @@ pub fn run(args: &Args) -> Outcome {
     let (_, spec) = specs::load_valid(&args.files)?;
     let mut opts = RenderOptions::new(env!("CARGO_PKG_VERSION"));
     opts.namespace.clone_from(&args.namespace);
-    opts.kube_version = match args.kube_version {
-        Version::V1_33 => KubeVersion::V1_33,
-        Version::V1_36 => KubeVersion::V1_36,
-    };
+    opts.kube_version = args.kube_version;
     opts.training = match args.training {
         Training::Native => TrainingBackend::Native,
         Training::Kubeflow => TrainingBackend::Kubeflow,
@@ -111,7 +100,7 @@ pub fn run(args: &Args) -> Outcome {
                 Format::Json => rendered.to_json(),
             }
             .map_err(|e| Failure::new(exit::NEGATIVE, e))?;
-            print!("{text}");
+            crate::out!("{text}");
         }
     }
     Ok(exit::OK)
