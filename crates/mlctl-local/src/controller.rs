@@ -75,6 +75,25 @@ pub struct Note {
     pub warning: bool,
 }
 
+/// What a controller asks the dispatcher to do with one of its running jobs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Stop the job for good (SIGTERM, grace, SIGKILL): it ends `Stopped`, not retried.
+    Stop {
+        /// The job.
+        job: String,
+    },
+    /// Stop the current attempt as failed, so that the job's retry policy starts another.
+    Restart {
+        /// The job.
+        job: String,
+        /// Why (an event).
+        reason: String,
+    },
+    /// New tasks are ready: ask [`Controller::ready`].
+    Ready,
+}
+
 /// What a job did in an earlier run of the same run (for resuming).
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobHistory {
@@ -99,6 +118,21 @@ pub trait Controller {
     /// Notes about jobs decided without running them, since the last call.
     fn take_notes(&mut self) -> Vec<Note> {
         Vec::new()
+    }
+    /// A job's attempt started its workers, listening on `port` (when it has one), with these
+    /// process ids.
+    fn attempt_started(&mut self, _job: &str, _port: Option<u16>, _pids: &[u32]) {}
+    /// A job's attempt ended (its processes exited).
+    fn attempt_ended(&mut self, _job: &str) {}
+    /// Called on every tick of the dispatcher (every 50 ms): work to do over time (probes,
+    /// autoscaling) and commands for the dispatcher.
+    fn tick(&mut self) -> Vec<Command> {
+        Vec::new()
+    }
+    /// One line describing a long-running run (a service's address and replicas), stored as
+    /// the run's message.
+    fn summary(&self) -> Option<String> {
+        None
     }
 }
 

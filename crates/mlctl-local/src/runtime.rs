@@ -23,7 +23,7 @@ use mlctl_core::validate::{self, ValidatedSpec};
 use nix::sys::signal::Signal;
 use tokio::sync::mpsc;
 
-use crate::controller::{self, Controller, JobHistory, JobResult, RunContext, RunPhase};
+use crate::controller::{self, Command, Controller, JobHistory, JobResult, RunContext, RunPhase};
 use crate::gpu::{self, Declared};
 use crate::home::{Home, HomeError};
 use crate::process::{self, Exit};
@@ -624,6 +624,8 @@ struct TaskState {
     phase: Phase,
     attempt: Option<AttemptState>,
     pending_reason: String,
+    /// Its controller asked to stop it for good.
+    stopping: bool,
 }
 
 struct Dispatcher<'a> {
@@ -851,6 +853,55 @@ impl Dispatcher<'_> {
         Ok(())
     }
 
+    /// Carries out a controller's command on one of its jobs.
+    fn command(&mut self, run: usize, command: Command) {
+        let (job, stop, reason) = match command {
+            Command::Stop { job } => (job, true, "stopped by its controller".to_string()),
+            Command::Restart { job, reason } => (job, false, reason),
+            Command::Ready => {
+                self.dirty.insert(run);
+                return;
+            }
+        };
+        let Some(index) = self
+            .tasks
+            .iter()
+            .rposition(|t| t.run == run && t.spec.job == job && t.phase != Phase::Done)
+        else {
+            return;
+        };
+        if stop {
+            self.tasks[index].stopping = true;
+        }
+        match self.tasks[index].phase {
+            Phase::Running => {
+                let (outcome, why) = if stop {
+                    (Outcome::Failed, "Stopped")
+                } else {
+                    (Outcome::Failed, "Unhealthy")
+                };
+                self.fail_attempt(index, outcome, why, reason);
+            }
+            Phase::Queued if stop => {
+                if let Some(a) = self.tasks[index].attempt.take() {
+                    self.outbox.push(Event::Cancel {
+                        job: a.sched.clone(),
+                    });
+                    self.by_sched.remove(&a.sched);
+                    let _ =
+                        self.rt
+                            .store
+                            .update_attempt(a.id, "Cancelled", "Stopped", "", now(), true);
+                }
+                let _ = self.cancel_job(index);
+            }
+            Phase::Waiting | Phase::Preparing if stop => {
+                let _ = self.cancel_job(index);
+            }
+            _ => {}
+        }
+    }
+
     /// Records what the run's controller decided about jobs without running them.
     fn record_notes(&mut self, run: usize) -> Result<(), RuntimeError> {
         let id = self.runs[run].id.clone();
@@ -900,6 +951,7 @@ impl Dispatcher<'_> {
             phase: Phase::Waiting,
             attempt: None,
             pending_reason: String::new(),
+            stopping: false,
         });
         let row = self.rt.store.job(job_id)?;
         match (row.as_ref().map(|r| r.phase.as_str()), previous.last()) {
@@ -1272,8 +1324,13 @@ impl Dispatcher<'_> {
                 } else {
                     format!("attempt {attempt_no} started {where_}")
                 };
+                let pids: Vec<u32> = started.iter().map(|s| s.pid).collect();
                 self.track(index, started, 0)?;
                 self.event(run, &spec.job, EventKind::Normal, "Started", &msg);
+                let port = self.tasks[index].attempt.as_ref().and_then(|a| a.port);
+                self.runs[run]
+                    .controller
+                    .attempt_started(&spec.job, port, &pids);
                 if let Some(deadline) = spec.deadline {
                     let tx = self.tx.clone();
                     tokio::spawn(async move {
@@ -1570,7 +1627,8 @@ impl Dispatcher<'_> {
             let t = &self.tasks[index];
             (t.run, t.spec.job.clone(), t.job_id)
         };
-        let cancelled = self.runs[run].cancelled;
+        self.runs[run].controller.attempt_ended(&job);
+        let cancelled = self.runs[run].cancelled || self.tasks[index].stopping;
         match a.failure {
             None if !cancelled => {
                 let outputs = match task::collect_outputs(&a.dirs, &self.tasks[index].spec.outputs)
@@ -1659,6 +1717,21 @@ impl Dispatcher<'_> {
     fn cancel_job(&mut self, index: usize) -> Result<(), RuntimeError> {
         self.mark_done(index);
         let t = &self.tasks[index];
+        if t.stopping {
+            self.rt.store.update_job(
+                t.job_id,
+                "Stopped",
+                "stopped by its controller",
+                t.attempts,
+                now(),
+                true,
+            )?;
+            let (run, job) = (t.run, t.spec.job.clone());
+            self.runs[run]
+                .controller
+                .finished(&job, &JobResult::Cancelled);
+            return Ok(());
+        }
         self.rt
             .store
             .update_job(t.job_id, "Cancelled", "cancelled", t.attempts, now(), true)?;
@@ -1746,6 +1819,25 @@ impl Dispatcher<'_> {
 
     fn on_tick(&mut self) -> Result<(), RuntimeError> {
         self.drain_logs();
+        for run in 0..self.runs.len() {
+            if self.runs[run].phase.is_some() {
+                continue;
+            }
+            let before = self.runs[run].controller.summary();
+            for command in self.runs[run].controller.tick() {
+                self.command(run, command);
+            }
+            self.record_notes(run)?;
+            let after = self.runs[run].controller.summary();
+            if after != before
+                && let Some(summary) = after
+            {
+                let id = self.runs[run].id.clone();
+                self.rt
+                    .store
+                    .set_run_phase(&id, "Running", &summary, None)?;
+            }
+        }
         // learn about room freed by other processes
         if self.tasks.iter().any(|t| t.phase == Phase::Queued) {
             let synced = self.rt.sync.sync(&mut self.rt.store, Vec::new())?;
