@@ -9,6 +9,7 @@ pub mod cache;
 pub mod controller;
 pub mod gpu;
 pub mod home;
+pub mod lb;
 pub mod process;
 pub mod pyenv;
 pub mod runtime;
