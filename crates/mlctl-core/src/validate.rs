@@ -54,6 +54,17 @@ impl ValidatedSpec {
             _ => None,
         })
     }
+
+    /// Every step of every Pipeline, with its pipeline.
+    pub fn pipeline_steps(&self) -> impl Iterator<Item = (&Object, &JobSpec)> {
+        self.objects
+            .iter()
+            .filter_map(|o| match &o.spec {
+                Spec::Pipeline(p) => Some((o, p)),
+                _ => None,
+            })
+            .flat_map(|(o, p)| p.steps.values().map(move |s| (o, s)))
+    }
 }
 
 /// The outcome of validation.

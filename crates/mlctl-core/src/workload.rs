@@ -255,6 +255,72 @@ pub fn priority<'a>(
     }
 }
 
+/// The autoscaler of an InferenceService, as an HPA: `None` without `autoscale` (or with no
+/// room between `replicas.min` and `replicas.max`). Metric names are the ones the local
+/// autoscaler measures and rendered HPAs use (`requests_per_second`, `concurrency`).
+pub fn hpa_spec(service: &crate::spec::InferenceServiceSpec) -> Option<crate::autoscale::HpaSpec> {
+    use crate::autoscale::{self as hpa, HpaSpec, MetricSource, MetricSpec, MetricTarget};
+    use crate::spec::serving::{PolicyKind, SelectPolicy};
+    let a = service.autoscale.as_ref()?;
+    if service.replicas.max() <= service.replicas.min {
+        return None;
+    }
+    let mut metrics = Vec::new();
+    for (name, pct) in [("cpu", a.cpu), ("memory", a.memory)] {
+        if let Some(p) = pct {
+            metrics.push(MetricSpec {
+                source: MetricSource::Resource { name: name.into() },
+                target: MetricTarget::Utilization(
+                    p.0.round().clamp(1.0, f64::from(u32::MAX)) as u32
+                ),
+            });
+        }
+    }
+    for (name, q) in [
+        ("requests_per_second", &a.requests_per_second),
+        ("concurrency", &a.concurrency),
+    ] {
+        if let Some(q) = q {
+            metrics.push(MetricSpec {
+                source: MetricSource::Pods { name: name.into() },
+                target: MetricTarget::AverageValue(i64::try_from(q.milli()).unwrap_or(i64::MAX)),
+            });
+        }
+    }
+    let rules = |r: &crate::spec::serving::ScalingRules| hpa::ScalingRules {
+        stabilization_window_seconds: r
+            .stabilization_window
+            .map(|w| u32::try_from(w.0.as_secs()).unwrap_or(u32::MAX)),
+        select_policy: r.select_policy.map(|p| match p {
+            SelectPolicy::Max => hpa::SelectPolicy::Max,
+            SelectPolicy::Min => hpa::SelectPolicy::Min,
+            SelectPolicy::Disabled => hpa::SelectPolicy::Disabled,
+        }),
+        policies: (!r.policies.is_empty()).then(|| {
+            r.policies
+                .iter()
+                .map(|p| {
+                    let period = u32::try_from(p.period.0.as_secs()).unwrap_or(u32::MAX);
+                    match p.kind {
+                        PolicyKind::Pods => hpa::ScalingPolicy::pods(p.value, period),
+                        PolicyKind::Percent => hpa::ScalingPolicy::percent(p.value, period),
+                    }
+                })
+                .collect()
+        }),
+        tolerance: None,
+    };
+    Some(HpaSpec {
+        min_replicas: service.replicas.min,
+        max_replicas: service.replicas.max(),
+        metrics,
+        behavior: a.behavior.as_ref().map(|b| hpa::Behavior {
+            scale_up: b.scale_up.as_ref().map(rules),
+            scale_down: b.scale_down.as_ref().map(rules),
+        }),
+    })
+}
+
 /// Parameter values: the declared defaults, with `overrides` applied. Unknown overrides are
 /// an error (a typo would otherwise silently do nothing).
 pub fn params(
@@ -310,6 +376,31 @@ mod tests {
         let c = container("main", &res("{}"), &Params::new()).expect("resolves");
         assert_eq!(c.requests, ResourceList::default());
         assert_eq!(c.limits, ResourceList::default());
+    }
+
+    #[test]
+    fn the_seed_autoscaling_becomes_a_valid_hpa() {
+        let text = include_str!("../../../examples/seed/03-model-serving.yaml");
+        let node = crate::yaml::parse_documents(text).expect("yaml").remove(0);
+        let spec: crate::spec::InferenceServiceSpec = crate::de::from_node(
+            node.get("spec").expect("spec"),
+            crate::path::FieldPath::root(),
+        )
+        .expect("spec");
+        let hpa = hpa_spec(&spec).expect("autoscaled");
+        assert_eq!((hpa.min_replicas, hpa.max_replicas), (2, 20));
+        assert_eq!(hpa.metrics.len(), 3);
+        assert_eq!(
+            hpa.metrics[2].target,
+            crate::autoscale::MetricTarget::AverageValue(100_000)
+        );
+        hpa.validate().expect("valid");
+        let up = hpa
+            .behavior
+            .as_ref()
+            .and_then(|b| b.scale_up.as_ref())
+            .expect("scale up");
+        assert_eq!(up.stabilization_window_seconds, Some(60));
     }
 
     #[test]

@@ -134,6 +134,12 @@ pub trait Controller {
     fn summary(&self) -> Option<String> {
         None
     }
+    /// The state of a service run, stored for `mlctl get services` and deploy steps.
+    fn service(&self) -> Option<crate::service::ServiceStatus> {
+        None
+    }
+    /// Serve `model` from now on (asked by a deploy step).
+    fn update_model(&mut self, _model: String) {}
 }
 
 /// Why a controller could not be built.
@@ -145,6 +151,8 @@ pub struct BuildError(pub String);
 pub struct RunContext<'a> {
     /// The mlctl home.
     pub home: &'a Home,
+    /// The run's id.
+    pub run_id: &'a str,
     /// The validated spec set the run comes from.
     pub spec: &'a ValidatedSpec,
     /// The run's object.
@@ -155,8 +163,22 @@ pub struct RunContext<'a> {
     pub overrides: &'a IndexMap<String, String>,
     /// What the run's jobs did before, when it is resumed.
     pub history: &'a BTreeMap<String, JobHistory>,
+    /// The run's options (`mlctl run` flags, as stored).
+    pub options: &'a RunOptions,
+    /// The mlctl executable (model servers and deploy steps run it).
+    pub exe: Option<&'a Path>,
+}
+
+/// The options of a run, as `mlctl run` stores them.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RunOptions {
     /// Run every step, even those whose results could be reused (`--no-cache`).
     pub no_cache: bool,
+    /// The model an InferenceService run serves instead of its spec's (set by deploy steps).
+    pub model: Option<String>,
+    /// How often services' autoscalers decide (`--autoscale-interval`, seconds).
+    pub autoscale_interval: Option<f64>,
 }
 
 /// Builds the controller for a run's object.
@@ -181,6 +203,7 @@ pub fn build(ctx: &RunContext<'_>) -> Result<Box<dyn Controller>, BuildError> {
                 namespaces: namespace_policies(ctx.spec),
             }))
         }
+        Spec::InferenceService(s) => Ok(Box::new(crate::service::Service::new(ctx, s)?)),
         other => Err(BuildError(format!(
             "running a {} locally is not supported by this mlctl",
             other.kind()
@@ -511,6 +534,7 @@ struct Pipeline {
     set: ValidatedSpec,
     object: Object,
     home: Home,
+    run_id: String,
     spec_dir: PathBuf,
     params: Params,
     overrides: IndexMap<String, String>,
@@ -520,7 +544,8 @@ struct Pipeline {
     notes: Vec<Note>,
     done: Option<(RunPhase, String)>,
     namespaces: Vec<NamespacePolicy>,
-    no_cache: bool,
+    options: RunOptions,
+    exe: Option<PathBuf>,
     /// The project directory's fingerprint, computed once (for cache keys).
     fingerprint: Option<String>,
 }
@@ -577,6 +602,7 @@ impl Pipeline {
             set: ctx.spec.clone(),
             object: ctx.object.clone(),
             home: ctx.home.clone(),
+            run_id: ctx.run_id.to_string(),
             spec_dir: ctx.spec_dir.to_path_buf(),
             params,
             overrides: ctx.overrides.clone(),
@@ -586,7 +612,8 @@ impl Pipeline {
             notes: Vec::new(),
             done: None,
             namespaces: namespace_policies(ctx.spec),
-            no_cache: ctx.no_cache,
+            options: ctx.options.clone(),
+            exe: ctx.exe.map(Path::to_path_buf),
             fingerprint: None,
         })
     }
@@ -601,7 +628,7 @@ impl Pipeline {
         task: &TaskSpec,
         known: &[(Ref, String)],
     ) -> Option<String> {
-        if self.no_cache || step.cache == Some(false) {
+        if self.options.no_cache || step.cache == Some(false) {
             return None;
         }
         let mut texts: Vec<&str> = step.run.iter().map(|a| a.0.as_str()).collect();
@@ -738,33 +765,22 @@ impl Pipeline {
             .cloned()
             .ok_or_else(|| BuildError(format!("no step {name}")))?;
         let known = self.known();
-        if let Some(deploy) = &step.deploy {
-            let model = render_text(&deploy.model, &self.params, &known)?;
-            self.outputs.insert(
-                name.to_string(),
-                vec![
-                    ("service".into(), deploy.service.clone()),
-                    ("model".into(), model.clone()),
-                ],
-            );
-            self.note(
-                name,
-                Some("Succeeded"),
-                "Deployed",
-                format!("deploy {model} to InferenceService {}", deploy.service),
-                false,
-            );
-            return Ok(None);
-        }
         let ctx = RunContext {
             home: &self.home,
+            run_id: &self.run_id,
             spec: &self.set,
             object: &self.object,
             spec_dir: &self.spec_dir,
             overrides: &self.overrides,
             history: &BTreeMap::new(),
-            no_cache: self.no_cache,
+            options: &self.options,
+            exe: self.exe.as_deref(),
         };
+        if let Some(deploy) = &step.deploy {
+            return self
+                .deploy_task(&ctx, name, &step, deploy, &known)
+                .map(Some);
+        }
         let mut task = match &step.job {
             Some(job) => {
                 let target = self
@@ -826,6 +842,47 @@ impl Pipeline {
         Ok(Some(task))
     }
 }
+
+impl Pipeline {
+    /// A deploy step runs `mlctl __deploy`, which starts the InferenceService with the model
+    /// (or updates the running one) and waits until it serves it.
+    fn deploy_task(
+        &self,
+        ctx: &RunContext<'_>,
+        name: &str,
+        step: &JobSpec,
+        deploy: &mlctl_core::spec::job::Deploy,
+        known: &[(Ref, String)],
+    ) -> Result<TaskSpec, BuildError> {
+        let exe = ctx.exe.ok_or_else(|| {
+            BuildError("deploy steps need the mlctl executable, which is unknown here".into())
+        })?;
+        let mut step = step.clone();
+        step.run = [
+            &exe.display().to_string(),
+            "__deploy",
+            "--run",
+            ctx.run_id,
+            "--service",
+            &deploy.service,
+            "--model",
+            &deploy.model,
+        ]
+        .into_iter()
+        .map(|a| mlctl_core::scalar::ScalarText(a.to_string()))
+        .collect();
+        let mut task = job_task(ctx, name, &step, &self.params, known)?;
+        let home = std::path::absolute(self.home.root())
+            .unwrap_or_else(|_| self.home.root().to_path_buf());
+        task.env
+            .push(("MLCTL_HOME".into(), home.display().to_string()));
+        task.outputs = DEPLOY_OUTPUTS.iter().map(|o| o.to_string()).collect();
+        Ok(task)
+    }
+}
+
+/// The output parameters of a deploy step.
+pub const DEPLOY_OUTPUTS: [&str; 4] = ["service", "run", "model", "url"];
 
 impl Controller for Pipeline {
     fn ready(&mut self) -> Vec<TaskSpec> {

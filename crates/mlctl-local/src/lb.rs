@@ -136,6 +136,17 @@ impl Balancer {
     /// runtime (which must have I/O and time enabled), with no backends (every request gets `503` until [`Balancer::set_backends`]).
     pub async fn start(port: u16) -> std::io::Result<Balancer> {
         let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
+        Self::serve_on(listener)
+    }
+
+    /// Serves on a listener bound elsewhere (so that a port taken is an error before anything
+    /// starts), on the current tokio runtime.
+    pub fn from_std(listener: std::net::TcpListener) -> std::io::Result<Balancer> {
+        listener.set_nonblocking(true)?;
+        Self::serve_on(TcpListener::from_std(listener)?)
+    }
+
+    fn serve_on(listener: TcpListener) -> std::io::Result<Balancer> {
         let local_addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new());
         let (stop, stop_rx) = watch::channel(false);

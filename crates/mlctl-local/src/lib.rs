@@ -14,6 +14,7 @@ pub mod process;
 pub mod pyenv;
 pub mod runtime;
 pub mod schedsync;
+pub mod service;
 pub mod store;
 pub mod tail;
 pub mod task;

@@ -145,31 +145,67 @@ pub fn signal_group(pgid: u32, signal: Signal) -> std::io::Result<()> {
     }
 }
 
+/// The `/proc/<pid>/stat` fields after the command name (state first) of every running
+/// (not zombie) process of group `pgid`.
+fn group_members(pgid: u32) -> impl Iterator<Item = Vec<String>> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(move |entry| {
+            entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let fields: Vec<String> = stat[stat.rfind(')')? + 1..]
+                .split_whitespace()
+                .map(str::to_string)
+                .collect();
+            // fields: state, ppid, pgrp
+            let running = !matches!(fields.first().map(String::as_str), Some("Z" | "X") | None);
+            (running && fields.get(2).and_then(|s| s.parse::<u32>().ok()) == Some(pgid))
+                .then_some(fields)
+        })
+}
+
 /// Whether any process of group `pgid` is still running (zombies excluded).
 pub fn group_alive(pgid: u32) -> bool {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    dir.flatten().any(|entry| {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            return false;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            return false;
-        };
-        let Some(close) = stat.rfind(')') else {
-            return false;
-        };
-        let mut fields = stat[close + 1..].split_whitespace();
-        let state = fields.next().unwrap_or("Z");
-        // fields: ppid, pgrp
-        let pgrp = fields.nth(1).and_then(|s| s.parse::<u32>().ok());
-        pid != 0 && pgrp == Some(pgid) && state != "Z" && state != "X"
-    })
+    group_members(pgid).next().is_some()
+}
+
+/// The CPU time (user + system, in clock ticks) used so far by the running processes of
+/// group `pgid`.
+pub fn group_cpu_ticks(pgid: u32) -> u64 {
+    group_members(pgid)
+        .map(|f| {
+            // utime and stime are fields 14 and 15 of stat
+            let tick = |i: usize| f.get(i).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+            tick(11) + tick(12)
+        })
+        .sum()
+}
+
+fn sysconf(var: nix::unistd::SysconfVar, default: u64) -> u64 {
+    nix::unistd::sysconf(var)
+        .ok()
+        .flatten()
+        .and_then(|v| u64::try_from(v).ok())
+        .filter(|v| *v > 0)
+        .unwrap_or(default)
+}
+
+/// Clock ticks per second, the unit of [`group_cpu_ticks`].
+pub fn ticks_per_second() -> u64 {
+    sysconf(nix::unistd::SysconfVar::CLK_TCK, 100)
+}
+
+/// The resident memory, in bytes, of the running processes of group `pgid`.
+pub fn group_rss_bytes(pgid: u32) -> u64 {
+    let page = sysconf(nix::unistd::SysconfVar::PAGE_SIZE, 4096);
+    group_members(pgid)
+        .map(|f| {
+            // rss (pages) is field 24 of stat
+            f.get(21).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0) * page
+        })
+        .sum()
 }
 
 /// How a process ended.

@@ -18,12 +18,14 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use mlctl_core::retry::{self, Outcome};
 use mlctl_core::sched::{Decision, Event, GpuDevice, JobId, JobRequest, Node};
-use mlctl_core::spec::{Kind, SourceText};
+use mlctl_core::spec::{Kind, Object, SourceText};
 use mlctl_core::validate::{self, ValidatedSpec};
 use nix::sys::signal::Signal;
 use tokio::sync::mpsc;
 
-use crate::controller::{self, Command, Controller, JobHistory, JobResult, RunContext, RunPhase};
+use crate::controller::{
+    self, Command, Controller, JobHistory, JobResult, RunContext, RunOptions, RunPhase,
+};
 use crate::gpu::{self, Declared};
 use crate::home::{Home, HomeError};
 use crate::process::{self, Exit};
@@ -114,6 +116,16 @@ pub struct Driven {
     pub runs: Vec<RunSummary>,
     /// Whether Ctrl-C (or SIGTERM) cancelled them.
     pub interrupted: bool,
+}
+
+/// What a deploy step did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployment {
+    /// The service's run.
+    pub run: String,
+    /// Whether the run was submitted now (it needs a supervisor), rather than asked to
+    /// update its model.
+    pub started: bool,
 }
 
 /// The local runtime of this process.
@@ -261,57 +273,129 @@ impl Runtime {
         spec: &ValidatedSpec,
         sources: &[(String, String)],
         overrides: &IndexMap<String, String>,
-        options: &serde_json::Value,
+        options: &RunOptions,
     ) -> Result<Vec<String>, RuntimeError> {
         let sources_id = self.store.put_sources(
             &serde_json::to_string(
                 &sources
                     .iter()
-                    .map(|(name, text)| serde_json::json!({"name": name, "text": text}))
+                    .map(|(name, text)| {
+                        serde_json::json!({
+                            "name": name,
+                            "text": text,
+                            "dir": spec_dir_of(name).display().to_string(),
+                        })
+                    })
                     .collect::<Vec<_>>(),
             )
             .unwrap_or_default(),
         )?;
+        let deployed: Vec<(&str, &str)> = spec
+            .pipeline_steps()
+            .filter_map(|(o, s)| Some((o.namespace(), s.deploy.as_ref()?.service.as_str())))
+            .collect();
         let params_json = serde_json::to_string(overrides).unwrap_or_default();
-        let options_json = options.to_string();
         let mut ids = Vec::new();
         for object in spec.objects() {
-            if !matches!(
-                object.kind(),
-                Kind::TrainingJob | Kind::Pipeline | Kind::DataJob
-            ) {
-                continue;
-            }
-            let spec_dir = spec_dir_of(&object.origin.file);
-            let id = loop {
-                let id = format!("{}-{}", object.name(), suffix());
-                if !self.store.run_exists(&id)? {
-                    break id;
-                }
+            let runnable = match object.kind() {
+                Kind::TrainingJob | Kind::Pipeline | Kind::DataJob => true,
+                // a deployed service starts when its pipeline deploys a model
+                Kind::InferenceService => !deployed.contains(&(object.namespace(), object.name())),
+                _ => false,
             };
-            self.store.insert_run(&NewRun {
-                id: &id,
-                name: object.name(),
-                kind: object.kind().as_str(),
-                namespace: object.namespace(),
-                spec_dir: &spec_dir.display().to_string(),
-                sources: sources_id,
-                params: &params_json,
-                options: &options_json,
-                owner: self.owner,
-                now: now(),
-            })?;
-            self.store.event(
-                &id,
-                "",
-                "Normal",
-                "Submitted",
-                &format!("{} {} submitted", object.kind(), object.name()),
-                now(),
-            )?;
-            ids.push(id);
+            if runnable {
+                let spec_dir = spec_dir_of(&object.origin.file);
+                ids.push(self.insert_run(object, &spec_dir, sources_id, &params_json, options)?);
+            }
         }
         Ok(ids)
+    }
+
+    fn insert_run(
+        &mut self,
+        object: &Object,
+        spec_dir: &Path,
+        sources: i64,
+        params: &str,
+        options: &RunOptions,
+    ) -> Result<String, RuntimeError> {
+        let id = loop {
+            let id = format!("{}-{}", object.name(), suffix());
+            if !self.store.run_exists(&id)? {
+                break id;
+            }
+        };
+        self.store.insert_run(&NewRun {
+            id: &id,
+            name: object.name(),
+            kind: object.kind().as_str(),
+            namespace: object.namespace(),
+            spec_dir: &spec_dir.display().to_string(),
+            sources,
+            params,
+            options: &serde_json::to_string(options).unwrap_or_default(),
+            owner: self.owner,
+            now: now(),
+        })?;
+        self.store.event(
+            &id,
+            "",
+            "Normal",
+            "Submitted",
+            &format!("{} {} submitted", object.kind(), object.name()),
+            now(),
+        )?;
+        Ok(id)
+    }
+
+    /// A deploy step of run `from_run`: asks the running InferenceService `service` (of the
+    /// run's namespace and specs) to serve `model`, or submits a run of it serving `model`
+    /// when none runs (the caller starts its supervisor).
+    pub fn deploy(
+        &mut self,
+        from_run: &str,
+        service: &str,
+        model: &str,
+    ) -> Result<Deployment, RuntimeError> {
+        let err = |message: String| RuntimeError::Run {
+            run: from_run.to_string(),
+            message,
+        };
+        let row = self
+            .store
+            .find_run(from_run)?
+            .ok_or_else(|| err("no such run".into()))?;
+        let kind = Kind::InferenceService.as_str();
+        if let Some(active) = self.store.active_run(kind, service, &row.namespace)? {
+            self.store.request_model(&active.id, model, now())?;
+            return Ok(Deployment {
+                run: active.id,
+                started: false,
+            });
+        }
+        let spec = load_spec(&self.store, row.sources).map_err(err)?;
+        let object = spec
+            .objects()
+            .iter()
+            .find(|o| {
+                o.kind() == Kind::InferenceService
+                    && o.name() == service
+                    && o.namespace() == row.namespace
+            })
+            .ok_or_else(|| {
+                err(format!(
+                    "no InferenceService {service} in namespace {} of its specs",
+                    row.namespace
+                ))
+            })?;
+        let spec_dir = self
+            .store
+            .source_dir(row.sources, &object.origin.file)?
+            .map_or_else(|| PathBuf::from(&row.spec_dir), PathBuf::from);
+        let mut options: RunOptions = serde_json::from_str(&row.options).unwrap_or_default();
+        options.model = Some(model.to_string());
+        let run = self.insert_run(object, &spec_dir, row.sources, "{}", &options)?;
+        Ok(Deployment { run, started: true })
     }
 
     /// Finds runs whose owner is gone: their unfinished attempts are marked lost (leftover
@@ -530,6 +614,18 @@ impl Runtime {
     }
 }
 
+/// Parses and validates stored sources.
+fn load_spec(store: &Store, id: i64) -> Result<ValidatedSpec, String> {
+    let texts = store.source_texts(id).map_err(|e| e.to_string())?;
+    let refs: Vec<SourceText<'_>> = texts
+        .iter()
+        .map(|(name, text)| SourceText { name, text })
+        .collect();
+    validate::validate_sources(&refs)
+        .spec
+        .ok_or_else(|| "the stored spec no longer validates".to_string())
+}
+
 /// The directory relative paths of a spec file resolve against.
 pub fn spec_dir_of(file: &str) -> PathBuf {
     let dir = if file == "-" {
@@ -573,6 +669,8 @@ struct RunState {
     controller: Box<dyn Controller>,
     phase: Option<RunPhase>,
     cancelled: bool,
+    /// The service state last stored.
+    service: Option<crate::service::ServiceStatus>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -657,18 +755,6 @@ impl Dispatcher<'_> {
         self.observer.event(&id, job, kind, reason, message);
     }
 
-    /// Parses and validates stored sources.
-    fn load_sources(&self, id: i64) -> Result<ValidatedSpec, String> {
-        let texts = self.rt.store.source_texts(id).map_err(|e| e.to_string())?;
-        let refs: Vec<SourceText<'_>> = texts
-            .iter()
-            .map(|(name, text)| SourceText { name, text })
-            .collect();
-        validate::validate_sources(&refs)
-            .spec
-            .ok_or_else(|| "the stored spec no longer validates".to_string())
-    }
-
     fn load_run(&mut self, id: &str) -> Result<(), RuntimeError> {
         self.open.push(0);
         self.dirty.insert(self.runs.len());
@@ -682,7 +768,7 @@ impl Dispatcher<'_> {
             .find_run(id)?
             .ok_or_else(|| err("no such run".into()))?;
         if !self.specs.contains_key(&row.sources) {
-            let spec = self.load_sources(row.sources).map_err(err)?;
+            let spec = load_spec(&self.rt.store, row.sources).map_err(err)?;
             self.specs.insert(row.sources, spec);
         }
         let spec = &self.specs[&row.sources];
@@ -719,17 +805,18 @@ impl Dispatcher<'_> {
                 },
             );
         }
+        let options: RunOptions =
+            serde_json::from_str(&row.options).map_err(|e| err(format!("stored options: {e}")))?;
         let controller = controller::build(&RunContext {
             home: &self.rt.home,
+            run_id: &row.id,
             spec,
             object,
             spec_dir: &spec_dir,
             overrides: &overrides,
             history: &history,
-            no_cache: serde_json::from_str::<serde_json::Value>(&row.options)
-                .ok()
-                .and_then(|o| o["noCache"].as_bool())
-                .unwrap_or(false),
+            options: &options,
+            exe: self.rt.shim.as_deref(),
         });
         let run_index = self.runs.len();
         match controller {
@@ -742,6 +829,7 @@ impl Dispatcher<'_> {
                     controller,
                     phase: None,
                     cancelled: row.cancel_requested,
+                    service: None,
                 });
                 self.rt.store.set_run_owner(&row.id, self.rt.owner)?;
                 self.rt.store.set_run_phase(&row.id, "Running", "", None)?;
@@ -753,6 +841,7 @@ impl Dispatcher<'_> {
                     controller: Box::new(Failed(e.0.clone())),
                     phase: None,
                     cancelled: false,
+                    service: None,
                 });
                 self.event(run_index, "", EventKind::Warning, "Invalid", &e.0);
             }
@@ -1837,6 +1926,15 @@ impl Dispatcher<'_> {
                     .store
                     .set_run_phase(&id, "Running", &summary, None)?;
             }
+            let service = self.runs[run].controller.service();
+            if service != self.runs[run].service
+                && let Some(status) = &service
+            {
+                let json = serde_json::to_string(status).unwrap_or_default();
+                let id = &self.runs[run].id;
+                self.rt.store.set_service_status(id, &json, now())?;
+            }
+            self.runs[run].service = service;
         }
         // learn about room freed by other processes
         if self.tasks.iter().any(|t| t.phase == Phase::Queued) {
@@ -1851,6 +1949,15 @@ impl Dispatcher<'_> {
                 let r = &self.runs[run];
                 if r.phase.is_none() && !r.cancelled && asked.contains(&r.id) {
                     self.cancel_run(run);
+                }
+            }
+            for (id, model) in self.rt.store.take_model_requests(self.rt.owner)? {
+                if let Some(r) = self
+                    .runs
+                    .iter_mut()
+                    .find(|r| r.id == id && r.phase.is_none())
+                {
+                    r.controller.update_model(model);
                 }
             }
         }

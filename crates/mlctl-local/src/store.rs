@@ -119,6 +119,12 @@ CREATE TABLE IF NOT EXISTS sched_log (
   owner INTEGER NOT NULL,
   event TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS services (
+  run_id TEXT PRIMARY KEY REFERENCES runs(id),
+  status TEXT,
+  model_request TEXT,
+  updated_at REAL NOT NULL
+);
 CREATE INDEX IF NOT EXISTS jobs_run ON jobs(run_id);
 CREATE INDEX IF NOT EXISTS attempts_job ON attempts(job_id);
 CREATE INDEX IF NOT EXISTS processes_attempt ON processes(attempt_id);
@@ -507,6 +513,24 @@ impl Store {
 
     /// The stored source texts as (name, text) pairs.
     pub fn source_texts(&self, id: i64) -> Result<Vec<(String, String)>> {
+        Ok(self
+            .source_fields(id, "text")?
+            .into_iter()
+            .map(|(name, text)| (name, text.unwrap_or_default()))
+            .collect())
+    }
+
+    /// The directory source file `name` was read from (relative paths in its objects resolve
+    /// there), when it was recorded.
+    pub fn source_dir(&self, id: i64, name: &str) -> Result<Option<String>> {
+        Ok(self
+            .source_fields(id, "dir")?
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, dir)| dir))
+    }
+
+    fn source_fields(&self, id: i64, field: &str) -> Result<Vec<(String, Option<String>)>> {
         let body = self.sources(id)?;
         let sources: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap_or_default();
         Ok(sources
@@ -514,7 +538,7 @@ impl Store {
             .map(|s| {
                 (
                     s["name"].as_str().unwrap_or_default().to_string(),
-                    s["text"].as_str().unwrap_or_default().to_string(),
+                    s[field].as_str().map(str::to_string),
                 )
             })
             .collect())
@@ -601,6 +625,95 @@ impl Store {
         ))?;
         Ok(st
             .query_map(params![owner], run_row)?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The unfinished run of this kind, name and namespace (the newest, if several).
+    pub fn active_run(&self, kind: &str, name: &str, namespace: &str) -> Result<Option<RunRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT {RUN_COLUMNS} FROM runs WHERE kind = ?1 AND name = ?2 AND namespace = ?3 AND finished_at IS NULL ORDER BY created_at DESC LIMIT 1"
+                ),
+                params![kind, name, namespace],
+                run_row,
+            )
+            .optional()?)
+    }
+
+    /// Records the state of a service run (JSON).
+    pub fn set_service_status(&self, run: &str, status: &str, now: f64) -> Result<()> {
+        self.set_service_field(run, "status", status, now)
+    }
+
+    /// The recorded state of a service run (JSON).
+    pub fn service_status(&self, run: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT status FROM services WHERE run_id = ?1",
+                params![run],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
+    /// Asks a service run's owner to serve `model` (a later request replaces an earlier one
+    /// not yet taken).
+    pub fn request_model(&self, run: &str, model: &str, now: f64) -> Result<()> {
+        self.set_service_field(run, "model_request", model, now)
+    }
+
+    fn set_service_field(&self, run: &str, column: &str, value: &str, now: f64) -> Result<()> {
+        retry_busy(|| {
+            self.conn.execute(
+                &format!(
+                    "INSERT INTO services (run_id, {column}, updated_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (run_id) DO UPDATE SET {column} = ?2, updated_at = ?3"
+                ),
+                params![run, value, now],
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Takes the model requests for unfinished runs of `owner`.
+    pub fn take_model_requests(&self, owner: i64) -> Result<Vec<(String, String)>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT s.run_id, s.model_request FROM services s JOIN runs r ON r.id = s.run_id
+             WHERE r.owner = ?1 AND r.finished_at IS NULL AND s.model_request IS NOT NULL",
+        )?;
+        let rows: Vec<(String, String)> = st
+            .query_map(params![owner], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (run, model) in &rows {
+            // only the request read: a newer one stays for the next call
+            retry_busy(|| {
+                self.conn.execute(
+                    "UPDATE services SET model_request = NULL WHERE run_id = ?1 AND model_request = ?2",
+                    params![run, model],
+                )
+            })?;
+        }
+        Ok(rows)
+    }
+
+    /// Service runs with their recorded state (JSON), newest first.
+    pub fn services(&self) -> Result<Vec<(RunRow, Option<String>)>> {
+        let columns = RUN_COLUMNS
+            .split(", ")
+            .map(|c| format!("r.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {columns}, s.status FROM runs r LEFT JOIN services s ON s.run_id = r.id
+             WHERE r.kind = 'InferenceService' ORDER BY r.created_at DESC, r.id"
+        ))?;
+        let count = RUN_COLUMNS.split(", ").count();
+        Ok(st
+            .query_map([], |r| Ok((run_row(r)?, r.get(count)?)))?
             .collect::<rusqlite::Result<_>>()?)
     }
 

@@ -64,6 +64,8 @@ pub enum Command {
     Supervise(cmd::run::SuperviseArgs),
     #[command(name = "__exec", hide = true)]
     Exec(cmd::exec::Args),
+    #[command(name = "__deploy", hide = true)]
+    Deploy(cmd::deploy::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -88,6 +90,7 @@ pub fn main() -> ExitCode {
         Command::Resume(args) => cmd::resume::run(&args),
         Command::Supervise(args) => cmd::run::supervise(&args),
         Command::Exec(args) => cmd::exec::run(&args),
+        Command::Deploy(args) => cmd::deploy::run(&args),
         Command::Validate(args) => cmd::validate::run(&args),
         Command::Render(args) => cmd::render::run(&args),
         Command::Schema(args) => cmd::schema::run(&args),

@@ -251,24 +251,13 @@ pub fn render(spec: &ValidatedSpec, opts: &RenderOptions) -> Result<Rendered, Re
     let mut ctx = Ctx::new(spec, opts);
     // A TrainingJob or DataJob that a pipeline step runs (`job: NAME`) is rendered inside
     // the pipeline's Workflow only: applied on its own too, it would run twice.
-    let in_pipelines: Vec<(String, String)> = spec
-        .objects()
-        .iter()
-        .filter_map(|o| match &o.spec {
-            Spec::Pipeline(p) => Some((o, p)),
-            _ => None,
-        })
-        .flat_map(|(o, p)| {
-            p.steps
-                .values()
-                .filter_map(|s| s.job.clone())
-                .map(|j| (o.namespace().to_string(), j))
-                .collect::<Vec<_>>()
-        })
+    let in_pipelines: Vec<(&str, &str)> = spec
+        .pipeline_steps()
+        .filter_map(|(o, s)| Some((o.namespace(), s.job.as_deref()?)))
         .collect();
     for object in spec.objects() {
         if matches!(object.kind(), Kind::TrainingJob | Kind::DataJob)
-            && in_pipelines.contains(&(object.namespace().to_string(), object.name().to_string()))
+            && in_pipelines.contains(&(object.namespace(), object.name()))
         {
             continue;
         }

@@ -1,4 +1,4 @@
-//! `mlctl get runs|jobs`: list what the local runtime ran and runs.
+//! `mlctl get runs|jobs|services`: list what the local runtime ran and runs.
 
 use crate::exit::{self, Failure, Outcome};
 use crate::local::{self, elapsed, now};
@@ -19,6 +19,9 @@ pub struct Args {
 enum What {
     Runs,
     Jobs,
+    /// InferenceService runs: address, ready replicas, model, canary.
+    #[value(alias = "isvc", alias = "inferenceservices")]
+    Services,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -29,6 +32,72 @@ enum Format {
 
 fn failure(e: impl Into<anyhow::Error>) -> Failure {
     Failure::new(exit::LOCAL_RUNTIME, e)
+}
+
+fn services(
+    store: &mlctl_local::store::Store,
+    args: &Args,
+    runs: &[mlctl_local::store::RunRow],
+    t: f64,
+) -> Result<(), Failure> {
+    use mlctl_local::service::ServiceStatus;
+    let mut rows = Vec::new();
+    let mut items = Vec::new();
+    for (run, status) in store.services().map_err(failure)? {
+        if !runs.iter().any(|r| r.id == run.id) {
+            continue;
+        }
+        let status: Option<ServiceStatus> = status
+            .as_deref()
+            .and_then(|s| serde_json::from_str(s).ok())
+            // a finished service serves nothing
+            .filter(|_| run.finished_at.is_none());
+        items.push(
+            serde_json::json!({"name": run.name, "namespace": run.namespace, "run": run.id,
+            "phase": run.phase, "status": status}),
+        );
+        let (url, ready, model, canary) = match &status {
+            Some(s) => (
+                s.url.clone(),
+                format!("{}/{}", s.ready, s.desired),
+                s.model.clone(),
+                s.canary.as_ref().map_or_else(String::new, |c| {
+                    format!("{}%{}", c.weight, if c.ready { "" } else { " (not ready)" })
+                }),
+            ),
+            None => Default::default(),
+        };
+        rows.push(vec![
+            run.name.clone(),
+            run.id.clone(),
+            run.phase.clone(),
+            url,
+            ready,
+            canary,
+            elapsed(t - run.created_at),
+            model,
+        ]);
+    }
+    show(
+        args.output,
+        &items,
+        &[
+            "NAME", "RUN", "PHASE", "URL", "READY", "CANARY", "AGE", "MODEL",
+        ],
+        &rows,
+    );
+    Ok(())
+}
+
+/// Prints the items as JSON, or the rows as a table.
+fn show(format: Format, items: &[serde_json::Value], header: &[&str], rows: &[Vec<String>]) {
+    match format {
+        Format::Json => crate::outln!(
+            "{}",
+            serde_json::to_string_pretty(items).unwrap_or_default()
+        ),
+        Format::Text => table(header, rows),
+    }
 }
 
 /// Prints rows as aligned columns.
@@ -71,21 +140,15 @@ pub fn run(args: &Args) -> Outcome {
     };
     let t = now();
     match args.what {
+        What::Services => services(&store, args, &runs, t)?,
         What::Runs => {
-            if matches!(args.output, Format::Json) {
-                let items: Vec<_> = runs
-                    .iter()
-                    .map(|r| {
-                        serde_json::json!({"id": r.id, "kind": r.kind, "name": r.name, "namespace": r.namespace,
-                        "phase": r.phase, "message": r.message, "createdAt": r.created_at, "finishedAt": r.finished_at})
-                    })
-                    .collect();
-                crate::outln!(
-                    "{}",
-                    serde_json::to_string_pretty(&items).unwrap_or_default()
-                );
-                return Ok(exit::OK);
-            }
+            let items: Vec<_> = runs
+                .iter()
+                .map(|r| {
+                    serde_json::json!({"id": r.id, "kind": r.kind, "name": r.name, "namespace": r.namespace,
+                    "phase": r.phase, "message": r.message, "createdAt": r.created_at, "finishedAt": r.finished_at})
+                })
+                .collect();
             let rows: Vec<Vec<String>> = runs
                 .iter()
                 .map(|r| {
@@ -102,7 +165,9 @@ pub fn run(args: &Args) -> Outcome {
                     ]
                 })
                 .collect();
-            table(
+            show(
+                args.output,
+                &items,
                 &["RUN", "KIND", "PHASE", "AGE", "DURATION", "MESSAGE"],
                 &rows,
             );
@@ -130,19 +195,14 @@ pub fn run(args: &Args) -> Outcome {
                     ]);
                 }
             }
-            if matches!(args.output, Format::Json) {
-                crate::outln!(
-                    "{}",
-                    serde_json::to_string_pretty(&items).unwrap_or_default()
-                );
-            } else {
-                table(
-                    &[
-                        "RUN", "JOB", "PHASE", "WORKERS", "ATTEMPTS", "DURATION", "MESSAGE",
-                    ],
-                    &rows,
-                );
-            }
+            show(
+                args.output,
+                &items,
+                &[
+                    "RUN", "JOB", "PHASE", "WORKERS", "ATTEMPTS", "DURATION", "MESSAGE",
+                ],
+                &rows,
+            );
         }
     }
     Ok(exit::OK)

@@ -3,6 +3,7 @@
 pub mod cancel;
 pub mod check;
 pub mod completion;
+pub mod deploy;
 pub mod describe;
 pub mod exec;
 pub mod get;

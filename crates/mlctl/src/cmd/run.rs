@@ -24,8 +24,19 @@ pub struct Args {
     /// Time workers get to stop after SIGTERM before SIGKILL (cancel, failed gang, deadline).
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     grace_period: mlctl_core::scalar::Duration,
+    /// How often InferenceServices' autoscalers measure and decide (the HPA's sync period).
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = positive_duration)]
+    autoscale_interval: mlctl_core::scalar::Duration,
     #[command(flatten)]
     machine: MachineArgs,
+}
+
+fn positive_duration(text: &str) -> Result<mlctl_core::scalar::Duration, String> {
+    let d: mlctl_core::scalar::Duration = text.parse()?;
+    if d.0.is_zero() {
+        return Err("must be more than 0s".into());
+    }
+    Ok(d)
 }
 
 fn parse_param(text: &str) -> Result<(String, String), String> {
@@ -68,12 +79,16 @@ pub fn run(args: &Args) -> Outcome {
             &spec,
             &sources,
             &overrides,
-            &serde_json::json!({"noCache": args.no_cache}),
+            &mlctl_local::controller::RunOptions {
+                no_cache: args.no_cache,
+                model: None,
+                autoscale_interval: Some(args.autoscale_interval.0.as_secs_f64()),
+            },
         )
         .map_err(|e| Failure::new(exit::LOCAL_RUNTIME, e))?;
     if ids.is_empty() {
         return Err(Failure::bad_input(anyhow::anyhow!(
-            "nothing to run: the specs have no TrainingJob, Pipeline or DataJob"
+            "nothing to run: the specs have no TrainingJob, Pipeline, DataJob or InferenceService"
         )));
     }
     if args.detach {

@@ -1,0 +1,234 @@
+//! InferenceServices on this machine, through the CLI: replicas behind the load balancer,
+//! probes, the autoscaler scaling up under load and down after it, a killed replica replaced,
+//! all measured with real HTTP requests from client threads.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{Env, wait_until};
+
+/// A free loopback port (bound, then released for the service to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// `GET path` over HTTP/1.1 with `Connection: close`: the status and the body.
+fn get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Client threads sending requests until stopped, counting answers by replica pid.
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicU64>,
+    failed: Arc<Mutex<Vec<String>>>,
+    pids: Arc<Mutex<BTreeSet<u64>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(port: u16, clients: usize, pause: Duration) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(Mutex::new(Vec::new()));
+        let pids = Arc::new(Mutex::new(BTreeSet::new()));
+        let threads = (0..clients)
+            .map(|_| {
+                let (stop, ok, failed, pids) =
+                    (stop.clone(), ok.clone(), failed.clone(), pids.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        match get(port, "/predict") {
+                            Ok((200, body)) => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                                let v: Value = serde_json::from_str(&body).unwrap_or_default();
+                                if let Some(pid) = v["pid"].as_u64() {
+                                    pids.lock().expect("lock").insert(pid);
+                                }
+                            }
+                            other => failed.lock().expect("lock").push(format!("{other:?}")),
+                        }
+                        std::thread::sleep(pause);
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            ok,
+            failed,
+            pids,
+            threads,
+        }
+    }
+
+    /// Stops the clients: (answered, failures, replica pids seen).
+    fn finish(self) -> (u64, Vec<String>, BTreeSet<u64>) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().expect("client thread");
+        }
+        let failed = self.failed.lock().expect("lock").clone();
+        let pids = self.pids.lock().expect("lock").clone();
+        (self.ok.load(Ordering::Relaxed), failed, pids)
+    }
+}
+
+/// A replica: a plain HTTP server (Python's standard library) answering with its pid.
+const SERVER: &str = r#"
+import http.server, json, os, sys
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = json.dumps({"pid": os.getpid(), "model": os.environ.get("MLCTL_MODEL", "")}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"#;
+
+fn service(env: &Env, port: u16, extra: &str) {
+    std::fs::write(env.dir.path().join("server.py"), SERVER).expect("server.py");
+    env.spec(
+        "service.yaml",
+        &format!(
+            "apiVersion: mlctl.dev/v1alpha1
+kind: InferenceService
+metadata: {{name: echo}}
+spec:
+  server:
+    run: [python3, server.py, \"{{{{port}}}}\"]
+  port: {port}
+  resources: {{cpu: 100m, memory: 64Mi}}
+  probes:
+    readiness: {{path: /ready, period: 1s}}
+    liveness: {{path: /live, period: 1s}}
+{extra}"
+        ),
+    );
+}
+
+/// The service's stored state, from `mlctl get services -o json`.
+fn status(env: &Env) -> Value {
+    let services = env.json(&["get", "services"]);
+    services
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["phase"] == "Running"))
+        .map(|s| s["status"].clone())
+        .unwrap_or(Value::Null)
+}
+
+fn ready_of(env: &Env, ready: u64, desired: u64) -> bool {
+    let s = status(env);
+    s["ready"] == ready && s["desired"] == desired && s["replicas"] == desired
+}
+
+#[test]
+fn replicas_are_balanced_autoscaled_and_replaced_without_failed_requests() {
+    let env = Env::new();
+    let port = free_port();
+    service(
+        &env,
+        port,
+        "  replicas: {min: 1, max: 3}
+  autoscale:
+    requestsPerSecond: 20
+    behavior:
+      scaleDown: {stabilizationWindow: 0s}
+",
+    );
+    let mut run = env.spawn_run(&["-f", "service.yaml", "--autoscale-interval", "1s"]);
+    wait_until("one ready replica", Duration::from_secs(30), || {
+        ready_of(&env, 1, 1)
+    });
+    let url = status(&env)["url"].clone();
+    assert_eq!(url, format!("http://127.0.0.1:{port}"));
+
+    // about 4 x 50 = 200 requests per second against a target of 20 per replica: scale up
+    let load = Load::start(port, 4, Duration::from_millis(20));
+    wait_until("three ready replicas", Duration::from_secs(60), || {
+        ready_of(&env, 3, 3)
+    });
+    // the new replicas get requests too
+    std::thread::sleep(Duration::from_secs(1));
+    let (answered, failed, pids) = load.finish();
+    assert!(
+        failed.is_empty(),
+        "failed requests while scaling up: {failed:?}"
+    );
+    assert!(answered > 100, "only {answered} requests answered");
+    assert_eq!(pids.len(), 3, "requests went to {pids:?}");
+
+    // a trickle, well under the target: back to one replica, draining the others
+    let load = Load::start(port, 1, Duration::from_millis(200));
+    wait_until("one replica again", Duration::from_secs(60), || {
+        ready_of(&env, 1, 1)
+    });
+    let (_, failed, _) = load.finish();
+    assert!(
+        failed.is_empty(),
+        "failed requests while scaling down: {failed:?}"
+    );
+
+    // a replica killed: another replica replaces it (the run's retry), traffic resumes
+    let (_, body) = get(port, "/predict").expect("a request");
+    let pid: i32 = serde_json::from_str::<Value>(&body).unwrap()["pid"]
+        .as_i64()
+        .unwrap() as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the replica");
+    wait_until("the replica replaced", Duration::from_secs(30), || {
+        ready_of(&env, 1, 1)
+            && get(port, "/predict").is_ok_and(|(code, body)| {
+                code == 200 && !body.contains(&format!("\"pid\": {pid},"))
+            })
+    });
+
+    // cancel: the run ends, the port is free again
+    let run_id = env.json(&["get", "services"])[0]["run"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = env.mlctl().args(["cancel", &run_id]).output().unwrap();
+    assert!(out.status.success(), "{}", support::text(&out));
+    let status = run.wait().expect("mlctl run ends");
+    assert_eq!(status.code(), Some(1), "a cancelled run is not a success");
+    assert!(get(port, "/predict").is_err(), "the balancer still listens");
+    let description = env.describe(&run_id);
+    for reason in ["ScaledUp", "ScaledDown", "Ready"] {
+        assert!(description.contains(reason), "{reason} in {description}");
+    }
+}
