@@ -201,7 +201,7 @@ pub async fn load_model(state: Arc<ServerState>, path: PathBuf) {
     let loaded = tokio::task::spawn_blocking(move || model::load(&path)).await;
     match loaded {
         Ok(Ok(model)) => {
-            tracing::info!(
+            tracing::debug!(
                 model = %state.settings.name,
                 elapsed_ms = started.elapsed().as_millis(),
                 "model loaded"
@@ -210,7 +210,7 @@ pub async fn load_model(state: Arc<ServerState>, path: PathBuf) {
         }
         Ok(Err(e)) => {
             let reason = error_chain(&e);
-            tracing::error!(model = %state.settings.name, "{reason}");
+            tracing::debug!(model = %state.settings.name, "{reason}");
             state.set_failed(reason);
         }
         Err(e) => state.set_failed(format!("the model loader crashed: {e}")),

@@ -2,6 +2,8 @@
 //! requests sent by an HTTP client. Every route, every error, batching, back-pressure,
 //! loading, a failed load, the admin port and draining on shutdown.
 
+#![cfg(feature = "onnx")]
+
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

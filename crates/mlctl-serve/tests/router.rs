@@ -1,6 +1,8 @@
 //! The routes without a socket: `router(state)` driven with `oneshot`, over a real tract
 //! model, in every phase of the server's life.
 
+#![cfg(feature = "onnx")]
+
 mod common;
 
 use axum::Router;
