@@ -7,7 +7,9 @@
 //! axis, keeps taking requests with the same trailing shapes until the batch holds
 //! `max_batch_size` rows or `max_delay` has passed since the first one (with a zero delay it
 //! takes only what is already waiting, adding no latency). The batch's inputs are joined along
-//! axis 0, run once on a blocking thread, and the outputs split back by rows.
+//! axis 0, run once, and the outputs split back by rows. Runs go to a blocking thread, except
+//! runs that past runs show to take under 100 µs: those are made on the batching task, since
+//! the hand-off would cost more than the run.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -130,6 +132,7 @@ async fn batch_loop(
     let batchable = model.signature().batchable;
     let max_rows = config.max_batch_size.max(1);
     let slots = Arc::new(Semaphore::new(config.max_concurrency.max(1)));
+    let cost = RunCost::default();
     let mut carried: Option<Job> = None;
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -171,11 +174,57 @@ async fn batch_loop(
             }
         }
         metrics.batch_size.observe(rows as f64);
-        let model = model.clone();
-        tokio::task::spawn_blocking(move || {
-            run_batch(model.as_ref(), batch, rows);
+        if cost.cheap(rows) {
+            // Handing a run of a few microseconds to a blocking thread costs more than the
+            // run: make it here, between two awaits.
+            let started = std::time::Instant::now();
+            // A panicking model must not take the batching task down with it: the batch's
+            // replies are dropped and its requests answered 500.
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run_batch(model.as_ref(), batch, rows);
+            }));
+            if ran.is_ok() {
+                cost.record(rows, started.elapsed());
+            }
             drop(slot);
-        });
+        } else {
+            let (model, cost) = (model.clone(), cost.clone());
+            tokio::task::spawn_blocking(move || {
+                let started = std::time::Instant::now();
+                run_batch(model.as_ref(), batch, rows);
+                cost.record(rows, started.elapsed());
+                drop(slot);
+            });
+        }
+    }
+}
+
+/// Runs estimated to take less than this are made on the batching task itself.
+const INLINE_RUN: Duration = Duration::from_micros(100);
+
+/// A running estimate of a model run's cost per row (nanoseconds, exponentially weighted),
+/// unknown until the first run has been timed.
+#[derive(Clone, Default)]
+struct RunCost(Arc<std::sync::atomic::AtomicU64>);
+
+impl RunCost {
+    fn cheap(&self, rows: usize) -> bool {
+        let per_row = self.0.load(std::sync::atomic::Ordering::Relaxed);
+        per_row != 0 && u128::from(per_row).saturating_mul(rows as u128) < INLINE_RUN.as_nanos()
+    }
+
+    fn record(&self, rows: usize, took: Duration) {
+        let sample = u64::try_from(took.as_nanos() / rows.max(1) as u128)
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let old = self.0.load(std::sync::atomic::Ordering::Relaxed);
+        let new = if old == 0 {
+            sample
+        } else {
+            old - old / 8 + sample / 8
+        };
+        self.0
+            .store(new.max(1), std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -702,3 +702,55 @@ async fn shutdown_finishes_requests_in_flight_and_then_stops() {
         .await;
     assert!(after.is_err(), "the listener is closed after shutdown");
 }
+
+/// The real MLP, except that it panics on an input whose first element is 999.
+struct PanicsOn999(Arc<dyn Model>);
+
+impl Model for PanicsOn999 {
+    fn signature(&self) -> &Signature {
+        self.0.signature()
+    }
+
+    fn run(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, RunError> {
+        if inputs[0].data == mlctl_serve::TensorData::F32(vec![999.0; 16]) {
+            panic!("the model fell over");
+        }
+        self.0.run(inputs)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_model_fails_its_requests_and_the_server_goes_on() {
+    let state = ServerState::new(Settings::new("mlp"));
+    state.set_model(Arc::new(PanicsOn999(
+        mlctl_serve::load(&fixture("mlp.onnx")).expect("loads"),
+    )));
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("bind");
+    let url = format!(
+        "http://{}/v2/models/mlp/infer",
+        listener.local_addr().expect("addr")
+    );
+    let app = router(state.clone());
+    let serving = tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = reqwest::Client::new();
+    let e = expected();
+    let good = one_row(&e.input[..16]).to_string().into_bytes();
+    let bad = one_row(&[999.0; 16]).to_string().into_bytes();
+    // Many cheap runs first, so that later runs are made on the batching task itself: a panic
+    // there must not stop it.
+    for body in std::iter::repeat_n(&good, 20).chain([&bad, &good, &bad, &good]) {
+        let answer = send(&client, &url, "POST", &[], body.clone()).await;
+        if body == &bad {
+            assert_eq!(answer.status, 500);
+            assert_eq!(
+                answer.json()["error"],
+                "model run failed: the model run stopped without a result"
+            );
+        } else {
+            assert_close(&floats(&answer.ok()["outputs"][0]["data"]), &e.output[..2]);
+        }
+    }
+    serving.abort();
+}
