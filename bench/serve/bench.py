@@ -4,7 +4,11 @@ same model with onnxruntime (ort_server.py), driven by the same load generator (
 same run, at several concurrency levels. Prints throughput, p50 and p99 for both and the
 ratios, and a Markdown table for BENCHMARKS.md.
 
-    python3 bench/serve/bench.py [--duration 10] [--concurrency 1,8,32,64] [--no-build]
+    python3 bench/serve/bench.py [--rounds 5] [--duration 3] [--concurrency 1,8,32,64] [--no-build]
+
+At each concurrency level both servers are measured in alternating order for several rounds, and
+the medians over rounds are reported (throughput, p50, p99), which keeps a burst of load from
+elsewhere on the machine from deciding the result.
 
 Needs: wrk (Debian: apt-get install wrk), taskset (util-linux), and the Python packages in
 bench/serve/requirements.txt. By default each server is pinned to CPU 0 and wrk to CPU 1
@@ -17,6 +21,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,11 +38,21 @@ def fail(message: str) -> None:
     sys.exit(f"error: {message}")
 
 
+NICE = 0
+
+
+def pinned(argv: list[str], cpus: str | None) -> list[str]:
+    if cpus:
+        argv = ["taskset", "-c", cpus] + argv
+    if NICE:
+        argv = ["nice", "-n", str(NICE)] + argv
+    return argv
+
+
 def start(argv: list[str], cpus: str | None, log: Path) -> tuple[subprocess.Popen, str]:
     """Starts a server that prints `listening on http://HOST:PORT` on stderr; returns it and
     the base URL once it prints that line."""
-    if cpus:
-        argv = ["taskset", "-c", cpus] + argv
+    argv = pinned(argv, cpus)
     err = open(log, "w+")
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)
     deadline = time.monotonic() + 60
@@ -76,8 +91,7 @@ def infer(url: str, body: bytes) -> list[float]:
 def wrk(url: str, body_file: Path, connections: int, seconds: int, cpus: str | None) -> dict:
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
             "-s", str(HERE / "post.lua"), url]
-    if cpus:
-        argv = ["taskset", "-c", cpus] + argv
+    argv = pinned(argv, cpus)
     out = subprocess.run(argv, capture_output=True, text=True,
                          env=dict(os.environ, WRK_BODY=str(body_file)), check=True)
     line = [l for l in out.stdout.splitlines() if l.startswith("{")][-1]
@@ -88,13 +102,18 @@ def wrk(url: str, body_file: Path, connections: int, seconds: int, cpus: str | N
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
+    parser.add_argument("--rounds", type=int, default=5, help="measurements per server and level")
+    parser.add_argument("--duration", type=int, default=3, help="seconds per measurement")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of load before each measurement")
     parser.add_argument("--concurrency", default="1,8,32,64", help="open connections, comma separated")
     parser.add_argument("--server-cpus", default="0", help="taskset CPU list for the servers ('' = no pinning)")
     parser.add_argument("--load-cpus", default="1", help="taskset CPU list for wrk ('' = no pinning)")
+    parser.add_argument("--nice", type=int, default=0,
+                        help="run both servers and wrk at this nice level (e.g. -10 on a machine busy with other work)")
     parser.add_argument("--no-build", action="store_true", help="use target/release/mlctl as it is")
     args = parser.parse_args()
+    global NICE
+    NICE = args.nice
     for tool in ["wrk"] + (["taskset"] if args.server_cpus or args.load_cpus else []):
         if shutil.which(tool) is None:
             fail(f"{tool} is not installed (Debian: apt-get install {'wrk' if tool == 'wrk' else 'util-linux'})")
@@ -115,6 +134,7 @@ def main() -> None:
     body_file = work / "body.json"
     body_file.write_bytes(body)
 
+    load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
     servers = {}
     try:
         proc, base = start([str(mlctl), "serve-model", "--model", str(model), "--name", "mlp", "--port", "0"],
@@ -142,16 +162,25 @@ def main() -> None:
         levels = [int(c) for c in args.concurrency.split(",")]
         results = {}
         for c in levels:
+            runs = {label: [] for label in servers}
             for label, (_, base) in servers.items():
-                url = base + "/v2/models/mlp/infer"
                 if args.warmup:
-                    wrk(url, body_file, c, args.warmup, args.load_cpus or None)
-                r = wrk(url, body_file, c, args.duration, args.load_cpus or None)
-                if r["socket_errors"] or r["non2xx_status"]:
-                    fail(f"{label} at {c} connections: {r}")
-                results[(label, c)] = r
-                print(f"  {label:<20} c={c:<4} {r['rps']:>9.0f} req/s  p50 {r['p50_us'] / 1000:6.2f} ms"
-                      f"  p99 {r['p99_us'] / 1000:6.2f} ms", flush=True)
+                    wrk(base + "/v2/models/mlp/infer", body_file, c, args.warmup, args.load_cpus or None)
+            for round_ in range(args.rounds):
+                order = list(servers.items())
+                if round_ % 2:
+                    order.reverse()
+                for label, (_, base) in order:
+                    r = wrk(base + "/v2/models/mlp/infer", body_file, c, args.duration, args.load_cpus or None)
+                    if r["socket_errors"] or r["non2xx_status"]:
+                        fail(f"{label} at {c} connections: {r}")
+                    runs[label].append(r)
+            for label, rs in runs.items():
+                m = {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50_us", "p99_us")}
+                results[(label, c)] = m
+                print(f"  {label:<20} c={c:<4} {m['rps']:>9.0f} req/s  p50 {m['p50_us'] / 1000:6.2f} ms"
+                      f"  p99 {m['p99_us'] / 1000:6.2f} ms   (medians of {len(rs)};"
+                      f" req/s {min(r['rps'] for r in rs):.0f}..{max(r['rps'] for r in rs):.0f})", flush=True)
     finally:
         for proc, _ in servers.values():
             proc.terminate()
@@ -164,7 +193,8 @@ def main() -> None:
     print()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores ({platform.processor() or platform.platform()}); "
           f"servers on CPU {args.server_cpus or 'any'}, wrk on CPU {args.load_cpus or 'any'}; "
-          f"{args.duration}s per run after {args.warmup}s warm-up; body {len(body)} bytes (1x16 FP32, JSON)")
+          f"medians of {args.rounds} runs of {args.duration}s per server and level, alternating, after "
+          f"{args.warmup}s warm-up; nice {args.nice}; load average before: {load_before}; body {len(body)} bytes (1x16 FP32, JSON)")
     print()
     print("| connections | mlctl req/s | python req/s | throughput ratio | mlctl p50 | python p50 | mlctl p99 | python p99 | p99 ratio (python/mlctl) |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
