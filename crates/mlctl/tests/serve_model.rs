@@ -12,6 +12,9 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
 const DEADLINE: Duration = Duration::from_secs(30);
 
 fn fixture(name: &str) -> PathBuf {
@@ -96,12 +99,9 @@ impl Served {
         format!("http://{}{path}", self.address)
     }
 
-    fn signal(&self, name: &str) {
-        let ok = Command::new("kill")
-            .args([name, &self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(ok.success());
+    fn signal(&self, signal: Signal) {
+        let pid = Pid::from_raw(i32::try_from(self.child.id()).expect("pid"));
+        nix::sys::signal::kill(pid, signal).expect("signal sent");
     }
 
     fn wait_exit(&mut self) -> ExitStatus {
@@ -210,7 +210,7 @@ async fn sigterm_finishes_requests_in_flight_then_exits_0() {
         assert!(Instant::now() < deadline, "the request never got in flight");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    served.signal("-TERM");
+    served.signal(Signal::SIGTERM);
     served.wait_line(|l| l.starts_with("shutting down"));
     let (status, text) = request.await.expect("task");
     assert_eq!(status, 200, "{text}");
@@ -223,7 +223,7 @@ async fn sigterm_finishes_requests_in_flight_then_exits_0() {
 fn ctrl_c_exits_130() {
     let mut served = Served::start(&fixture("mlp.onnx"), "mlp", &[]);
     served.wait_line(|l| l == "model mlp ready");
-    served.signal("-INT");
+    served.signal(Signal::SIGINT);
     assert_eq!(served.wait_exit().code(), Some(130));
 }
 
@@ -236,7 +236,7 @@ async fn a_model_that_fails_to_load_leaves_the_server_up_and_not_ready() {
     let (status, body) = get(&served.url("/v2/health/ready")).await;
     assert_eq!(status, 503);
     assert!(body.contains("ghost"), "{body}");
-    served.signal("-TERM");
+    served.signal(Signal::SIGTERM);
     let exit = tokio::task::block_in_place(|| served.wait_exit());
     assert_eq!(exit.code(), Some(0));
 }
