@@ -436,6 +436,23 @@ async fn models_without_a_batch_axis_run_each_request_alone() {
     server.shutdown().await;
 }
 
+/// Serves `router(state)` on a loopback port (for states given a model by the test); returns
+/// the model's infer URL and the serving task.
+async fn serve_router(state: &Arc<ServerState>) -> (String, JoinHandle<std::io::Result<()>>) {
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("bind");
+    let url = format!(
+        "http://{}/v2/models/mlp/infer",
+        listener.local_addr().expect("addr")
+    );
+    let app = router(state.clone());
+    (
+        url,
+        tokio::spawn(async move { axum::serve(listener, app).await }),
+    )
+}
+
 /// The real MLP, held at a gate before each run so the test decides when runs finish.
 struct Gated {
     inner: Arc<dyn Model>,
@@ -477,15 +494,7 @@ async fn a_full_queue_answers_429_with_retry_after() {
         open: open.clone(),
         entered,
     }));
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .expect("bind");
-    let url = format!(
-        "http://{}/v2/models/mlp/infer",
-        listener.local_addr().expect("addr")
-    );
-    let app = router(state.clone());
-    let serving = tokio::spawn(async move { axum::serve(listener, app).await });
+    let (url, serving) = serve_router(&state).await;
     let client = reqwest::Client::new();
     let e = expected();
     let body = one_row(&e.input[..16]).to_string().into_bytes();
@@ -725,15 +734,7 @@ async fn a_panicking_model_fails_its_requests_and_the_server_goes_on() {
     state.set_model(Arc::new(PanicsOn999(
         mlctl_serve::load(&fixture("mlp.onnx")).expect("loads"),
     )));
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .expect("bind");
-    let url = format!(
-        "http://{}/v2/models/mlp/infer",
-        listener.local_addr().expect("addr")
-    );
-    let app = router(state.clone());
-    let serving = tokio::spawn(async move { axum::serve(listener, app).await });
+    let (url, serving) = serve_router(&state).await;
     let client = reqwest::Client::new();
     let e = expected();
     let good = one_row(&e.input[..16]).to_string().into_bytes();
