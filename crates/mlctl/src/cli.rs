@@ -60,6 +60,9 @@ pub enum Command {
     Version(cmd::version::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion(cmd::completion::Args),
+    /// Serve an ONNX model over the Open Inference Protocol v2 and TensorFlow Serving's REST
+    /// API, with dynamic batching and Prometheus metrics.
+    ServeModel(cmd::serve_model::Args),
     #[command(name = "__supervise", hide = true)]
     Supervise(cmd::run::SuperviseArgs),
     #[command(name = "__exec", hide = true)]
@@ -97,6 +100,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => cmd::check::run(&args),
         Command::Version(args) => cmd::version::run(&args),
         Command::Completion(args) => cmd::completion::run(&args),
+        Command::ServeModel(args) => cmd::serve_model::run(&args),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),

@@ -12,5 +12,6 @@ pub mod render;
 pub mod resume;
 pub mod run;
 pub mod schema;
+pub mod serve_model;
 pub mod validate;
 pub mod version;
