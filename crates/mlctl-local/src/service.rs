@@ -61,6 +61,9 @@ enum State {
     Running,
     /// Being removed: no new requests, waiting for in-flight ones.
     Draining,
+    /// Being restarted (it failed its liveness probe): no new requests, waiting for in-flight
+    /// ones, then stopped and started again. It still counts as a replica.
+    Restarting,
     /// Asked to stop.
     Stopping,
 }
@@ -79,6 +82,8 @@ struct Replica {
     probes: Option<tokio::task::AbortHandle>,
     /// CPU time of its process group at the last autoscaler pass (clock ticks).
     cpu_ticks: Option<u64>,
+    /// Why it is being restarted, once drained.
+    restart: Option<String>,
 }
 
 /// One probe of the replicas, as a container probe: an HTTP GET of `path` (a TCP connect
@@ -295,7 +300,7 @@ impl Service {
                 backoff: Some(mlctl_core::spec::common::Backoff {
                     duration: mlctl_core::scalar::Duration(Duration::from_secs(1)),
                     factor: Some(2.0),
-                    max_duration: None,
+                    max_duration: Some(mlctl_core::scalar::Duration(Duration::from_secs(300))),
                 }),
             }),
             deadline: None,
@@ -431,6 +436,7 @@ impl Service {
                 live_failures: 0,
                 probes: None,
                 cpu_ticks: None,
+                restart: None,
             },
         );
         self.commands.push(Command::Ready);
@@ -455,14 +461,19 @@ impl Service {
 
     /// Takes a replica out of service: drain, then stop.
     fn remove(&mut self, job: &str) {
+        self.drain(job, State::Draining, Duration::from_secs(30));
+    }
+
+    /// Takes a replica out of the balancer, then (in `tick`) stops or restarts it.
+    fn drain(&mut self, job: &str, state: State, timeout: Duration) {
         let Some(r) = self.replicas.get_mut(job) else {
             return;
         };
-        if matches!(r.state, State::Draining | State::Stopping) {
+        if !matches!(r.state, State::Starting | State::Running) {
             return;
         }
-        r.state = State::Draining;
-        let drain = self.balancer.drain(r.id, Duration::from_secs(30));
+        r.state = state;
+        let drain = self.balancer.drain(r.id, timeout);
         let (tx, job) = (self.drained_tx.clone(), job.to_string());
         tokio::spawn(async move {
             drain.await;
@@ -473,7 +484,11 @@ impl Service {
 
     fn stable(&self) -> impl Iterator<Item = (&String, &Replica)> {
         self.replicas.iter().filter(|(_, r)| {
-            r.group == Group::Stable && matches!(r.state, State::Starting | State::Running)
+            r.group == Group::Stable
+                && matches!(
+                    r.state,
+                    State::Starting | State::Running | State::Restarting
+                )
         })
     }
 
@@ -733,13 +748,11 @@ impl Service {
                     } else {
                         "liveness"
                     };
-                    self.commands.push(Command::Restart {
-                        job: p.job.clone(),
-                        reason: format!(
-                            "failed its {probe} probe {threshold} times in a row: restarting"
-                        ),
-                    });
-                    self.routable();
+                    r.restart = Some(format!(
+                        "failed its {probe} probe {threshold} times in a row: restarting"
+                    ));
+                    // requests in flight get their answers first
+                    self.drain(&p.job, State::Restarting, Duration::from_secs(10));
                 }
             }
         }
@@ -810,6 +823,9 @@ impl Controller for Service {
     fn attempt_started(&mut self, job: &str, port: Option<u16>, pids: &[u32]) {
         let Some(port) = port else { return };
         if let Some(r) = self.replicas.get_mut(job) {
+            // a new backend for the balancer (the old id may be drained)
+            self.next += 1;
+            r.id = self.next;
             r.port = Some(port);
             r.pgid = pids.first().copied();
             r.state = State::Running;
@@ -828,7 +844,7 @@ impl Controller for Service {
             r.ready = false;
             r.port = None;
             r.pgid = None;
-            if r.state == State::Running {
+            if matches!(r.state, State::Running | State::Restarting) {
                 r.state = State::Starting; // its retry starts it again
             }
         }
@@ -840,10 +856,19 @@ impl Controller for Service {
             self.on_probe(p);
         }
         while let Ok(job) = self.drained_rx.try_recv() {
-            if let Some(r) = self.replicas.get_mut(&job) {
-                r.state = State::Stopping;
+            let Some(r) = self.replicas.get_mut(&job) else {
+                continue;
+            };
+            match (r.state, r.restart.take()) {
+                (State::Restarting, Some(reason)) => {
+                    self.commands.push(Command::Restart { job, reason });
+                }
+                (State::Draining, _) => {
+                    r.state = State::Stopping;
+                    self.commands.push(Command::Stop { job });
+                }
+                _ => {}
             }
-            self.commands.push(Command::Stop { job });
         }
         if self.last_scale.elapsed() >= self.interval {
             self.autoscale();

@@ -101,12 +101,18 @@ impl Load {
     }
 }
 
-/// A replica: a plain HTTP server (Python's standard library) answering with its pid.
+/// A replica: a plain HTTP server (Python's standard library) answering with its pid; its
+/// liveness probe fails once a file `sick-PID` exists in the directory given as argument.
 const SERVER: &str = r#"
 import http.server, json, os, sys
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_GET(self):
+        if self.path == "/live" and os.path.exists(os.path.join(sys.argv[2], f"sick-{os.getpid()}")):
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         body = json.dumps({"pid": os.getpid(), "model": os.environ.get("MLCTL_MODEL", "")}).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
@@ -127,13 +133,14 @@ kind: InferenceService
 metadata: {{name: echo}}
 spec:
   server:
-    run: [python3, server.py, \"{{{{port}}}}\"]
+    run: [python3, server.py, \"{{{{port}}}}\", {dir}]
   port: {port}
   resources: {{cpu: 100m, memory: 64Mi}}
   probes:
     readiness: {{path: /ready, period: 1s}}
     liveness: {{path: /live, period: 1s}}
-{extra}"
+{extra}",
+            dir = env.dir.path().display()
         ),
     );
 }
@@ -180,14 +187,27 @@ fn replicas_are_balanced_autoscaled_and_replaced_without_failed_requests() {
         ready_of(&env, 3, 3)
     });
     // the new replicas get requests too
-    std::thread::sleep(Duration::from_secs(1));
-    let (answered, failed, pids) = load.finish();
+    wait_until("requests on every replica", Duration::from_secs(10), || {
+        load.pids.lock().expect("lock").len() == 3
+    });
+
+    // a replica fails its liveness probe: it is drained and restarted while the load goes on
+    let sick = *load.pids.lock().expect("lock").first().expect("a pid");
+    std::fs::write(env.dir.path().join(format!("sick-{sick}")), "").expect("sick file");
+    wait_until(
+        "the sick replica restarted",
+        Duration::from_secs(60),
+        || ready_of(&env, 3, 3) && load.pids.lock().expect("lock").len() == 4,
+    );
+    // a few thousand requests in all
+    wait_until("2,000 answers", Duration::from_secs(60), || {
+        load.ok.load(Ordering::Relaxed) >= 2000
+    });
+    let (_, failed, _) = load.finish();
     assert!(
         failed.is_empty(),
-        "failed requests while scaling up: {failed:?}"
+        "failed requests while scaling up and restarting: {failed:?}"
     );
-    assert!(answered > 100, "only {answered} requests answered");
-    assert_eq!(pids.len(), 3, "requests went to {pids:?}");
 
     // a trickle, well under the target: back to one replica, draining the others
     let load = Load::start(port, 1, Duration::from_millis(200));
@@ -228,7 +248,7 @@ fn replicas_are_balanced_autoscaled_and_replaced_without_failed_requests() {
     assert_eq!(status.code(), Some(1), "a cancelled run is not a success");
     assert!(get(port, "/predict").is_err(), "the balancer still listens");
     let description = env.describe(&run_id);
-    for reason in ["ScaledUp", "ScaledDown", "Ready"] {
+    for reason in ["ScaledUp", "ScaledDown", "Ready", "Unhealthy"] {
         assert!(description.contains(reason), "{reason} in {description}");
     }
 }
