@@ -186,18 +186,16 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     try:
         python = kfp_venv(args, work)
-        kfp_version = subprocess.run(
-            [python, "-c", "import kfp; print(kfp.__version__)"],
+        kfp_version, py_version = subprocess.run(
+            [
+                python,
+                "-c",
+                "import kfp, platform; print(kfp.__version__, platform.python_version())",
+            ],
             check=True,
             capture_output=True,
             text=True,
-        ).stdout.strip()
-        py_version = subprocess.run(
-            [python, "-c", "import platform; print(platform.python_version())"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
+        ).stdout.split()
         mlctl_version = subprocess.run(
             [mlctl, "version"], check=True, capture_output=True, text=True
         ).stdout.strip()
