@@ -4,101 +4,27 @@
 
 mod support;
 
-use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{Env, wait_until};
+use support::{Env, Load, free_port, http, wait_until};
 
-/// A free loopback port (bound, then released for the service to take).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// `GET path` over HTTP/1.1 with `Connection: close`: the status and the body.
+/// `GET path`: the status and the body.
 fn get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
+    http(port, "GET", path, "")
 }
 
-/// Client threads sending requests until stopped, counting answers by replica pid.
-struct Load {
-    stop: Arc<AtomicBool>,
-    ok: Arc<AtomicU64>,
-    failed: Arc<Mutex<Vec<String>>>,
-    pids: Arc<Mutex<BTreeSet<u64>>>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl Load {
-    fn start(port: u16, clients: usize, pause: Duration) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let ok = Arc::new(AtomicU64::new(0));
-        let failed = Arc::new(Mutex::new(Vec::new()));
-        let pids = Arc::new(Mutex::new(BTreeSet::new()));
-        let threads = (0..clients)
-            .map(|_| {
-                let (stop, ok, failed, pids) =
-                    (stop.clone(), ok.clone(), failed.clone(), pids.clone());
-                std::thread::spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        match get(port, "/predict") {
-                            Ok((200, body)) => {
-                                ok.fetch_add(1, Ordering::Relaxed);
-                                let v: Value = serde_json::from_str(&body).unwrap_or_default();
-                                if let Some(pid) = v["pid"].as_u64() {
-                                    pids.lock().expect("lock").insert(pid);
-                                }
-                            }
-                            other => failed.lock().expect("lock").push(format!("{other:?}")),
-                        }
-                        std::thread::sleep(pause);
-                    }
-                })
-            })
-            .collect();
-        Load {
-            stop,
-            ok,
-            failed,
-            pids,
-            threads,
-        }
-    }
-
-    /// Stops the clients: (answered, failures, replica pids seen).
-    fn finish(self) -> (u64, Vec<String>, BTreeSet<u64>) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.threads {
-            t.join().expect("client thread");
-        }
-        let failed = self.failed.lock().expect("lock").clone();
-        let pids = self.pids.lock().expect("lock").clone();
-        (self.ok.load(Ordering::Relaxed), failed, pids)
-    }
+/// Client threads asking `/predict`, each answer tagged with the pid of the replica.
+fn predictions(port: u16, clients: usize, pause: Duration) -> Load {
+    Load::start(clients, pause, move || match get(port, "/predict") {
+        Ok((200, body)) => serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v["pid"].as_u64())
+            .map(|pid| pid.to_string())
+            .ok_or(body),
+        other => Err(format!("{other:?}")),
+    })
 }
 
 /// A replica: a plain HTTP server (Python's standard library) answering with its pid; its
@@ -182,22 +108,22 @@ fn replicas_are_balanced_autoscaled_and_replaced_without_failed_requests() {
     assert_eq!(url, format!("http://127.0.0.1:{port}"));
 
     // about 4 x 50 = 200 requests per second against a target of 20 per replica: scale up
-    let load = Load::start(port, 4, Duration::from_millis(20));
+    let load = predictions(port, 4, Duration::from_millis(20));
     wait_until("three ready replicas", Duration::from_secs(60), || {
         ready_of(&env, 3, 3)
     });
     // the new replicas get requests too
     wait_until("requests on every replica", Duration::from_secs(10), || {
-        load.pids.lock().expect("lock").len() == 3
+        load.seen().len() == 3
     });
 
     // a replica fails its liveness probe: it is drained and restarted while the load goes on
-    let sick = *load.pids.lock().expect("lock").first().expect("a pid");
+    let sick = load.seen().first().cloned().expect("a pid");
     std::fs::write(env.dir.path().join(format!("sick-{sick}")), "").expect("sick file");
     wait_until(
         "the sick replica restarted",
         Duration::from_secs(60),
-        || ready_of(&env, 3, 3) && load.pids.lock().expect("lock").len() == 4,
+        || ready_of(&env, 3, 3) && load.seen().len() == 4,
     );
     // a few thousand requests in all
     wait_until("2,000 answers", Duration::from_secs(60), || {
@@ -210,7 +136,7 @@ fn replicas_are_balanced_autoscaled_and_replaced_without_failed_requests() {
     );
 
     // a trickle, well under the target: back to one replica, draining the others
-    let load = Load::start(port, 1, Duration::from_millis(200));
+    let load = predictions(port, 1, Duration::from_millis(200));
     wait_until("one replica again", Duration::from_secs(60), || {
         ready_of(&env, 1, 1)
     });

@@ -3,9 +3,13 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use insta_cmd::get_cargo_bin;
@@ -153,4 +157,113 @@ pub fn alive(pid: u32) -> bool {
         .and_then(|s| s.rsplit(')').next().map(|r| r.trim_start().chars().next()))
         .flatten()
         .is_some_and(|state| state != 'Z' && state != 'X')
+}
+
+/// A free loopback port (bound, then released for a service to take).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// One HTTP/1.1 request with `Connection: close` (a JSON body unless empty): the status and
+/// the body of the answer.
+pub fn http(port: u16, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n"
+    )?;
+    if !body.is_empty() {
+        write!(
+            stream,
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        )?;
+    }
+    write!(stream, "\r\n{body}")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Client threads sending one request after another until stopped. A request answers
+/// `Ok(tag)` (the tags seen are collected, e.g. which replica answered) or `Err(what failed)`.
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    pub ok: Arc<AtomicU64>,
+    failed: Arc<Mutex<Vec<String>>>,
+    seen: Arc<Mutex<BTreeSet<String>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    pub fn start(
+        clients: usize,
+        pause: Duration,
+        request: impl Fn() -> Result<String, String> + Send + Sync + 'static,
+    ) -> Load {
+        let request = Arc::new(request);
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::new(Mutex::new(BTreeSet::new()));
+        let threads = (0..clients)
+            .map(|_| {
+                let (request, stop, ok, failed, seen) = (
+                    request.clone(),
+                    stop.clone(),
+                    ok.clone(),
+                    failed.clone(),
+                    seen.clone(),
+                );
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        match request() {
+                            Ok(tag) => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                                seen.lock().expect("lock").insert(tag);
+                            }
+                            Err(what) => failed.lock().expect("lock").push(what),
+                        }
+                        std::thread::sleep(pause);
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            ok,
+            failed,
+            seen,
+            threads,
+        }
+    }
+
+    /// The tags seen so far.
+    pub fn seen(&self) -> BTreeSet<String> {
+        self.seen.lock().expect("lock").clone()
+    }
+
+    /// Stops the clients: (answered, failures, tags seen).
+    pub fn finish(self) -> (u64, Vec<String>, BTreeSet<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().expect("client thread");
+        }
+        let failed = self.failed.lock().expect("lock").clone();
+        let seen = self.seen.lock().expect("lock").clone();
+        (self.ok.load(Ordering::Relaxed), failed, seen)
+    }
 }
