@@ -178,3 +178,80 @@ fn replicas_are_balanced_autoscaled_and_replaced_without_failed_requests() {
         assert!(description.contains(reason), "{reason} in {description}");
     }
 }
+
+#[test]
+fn a_canary_gets_its_weight_of_the_requests() {
+    // two versions told apart by their inputs: mlctl-serve's fixtures mlp.onnx ("input") and
+    // fixed.onnx ("x"), served by the built-in server under one name
+    let env = Env::new();
+    let fixtures = support::repo().join("crates/mlctl-serve/tests/fixtures");
+    std::fs::create_dir(env.dir.path().join("models")).expect("mkdir");
+    for (from, to) in [("mlp.onnx", "v1.onnx"), ("fixed.onnx", "v2.onnx")] {
+        std::fs::copy(fixtures.join(from), env.dir.path().join("models").join(to)).expect("copy");
+    }
+    let port = free_port();
+    env.spec(
+        "service.yaml",
+        &format!(
+            "apiVersion: mlctl.dev/v1alpha1
+kind: InferenceService
+metadata: {{name: clf}}
+spec:
+  model: {{uri: models/v1.onnx, format: onnx}}
+  canary:
+    model: {{uri: models/v2.onnx, format: onnx}}
+    weight: 25
+  port: {port}
+  resources: {{cpu: 100m, memory: 64Mi}}
+"
+        ),
+    );
+    let mut run = env.spawn_run(&["-f", "service.yaml"]);
+    wait_until(
+        "the main replica and the canary ready",
+        Duration::from_secs(30),
+        || {
+            let s = status(&env);
+            s["ready"] == 1 && s["canary"]["ready"] == true
+        },
+    );
+    let s = status(&env);
+    assert_eq!(s["canary"]["weight"], 25.0, "{s}");
+    assert!(
+        s["model"].as_str().unwrap().ends_with("models/v1.onnx"),
+        "{s}"
+    );
+    assert!(
+        s["canary"]["model"]
+            .as_str()
+            .unwrap()
+            .ends_with("models/v2.onnx"),
+        "{s}"
+    );
+
+    // count which version answers the model metadata request
+    let (mut main, mut canary) = (0, 0);
+    for _ in 0..400 {
+        let (code, body) = get(port, "/v2/models/clf").expect("a request");
+        assert_eq!(code, 200, "{body}");
+        let meta: Value = serde_json::from_str(&body).expect("metadata");
+        match meta["inputs"][0]["name"].as_str() {
+            Some("input") => main += 1,
+            Some("x") => canary += 1,
+            _ => panic!("unexpected metadata {meta}"),
+        }
+    }
+    // 25% of 400 is 100; a random split stays within +-40 (4.6 standard deviations)
+    assert!(
+        (60..=140).contains(&canary),
+        "the canary got {canary} of 400 ({main} to the main model)"
+    );
+
+    let run_id = env.json(&["get", "services"])[0]["run"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = env.mlctl().args(["cancel", &run_id]).output().unwrap();
+    assert!(out.status.success(), "{}", support::text(&out));
+    run.wait().expect("mlctl run ends");
+}
