@@ -38,7 +38,7 @@ pub struct Globals {
 pub enum Command {
     /// Run the workloads of specs on this machine (queued, placed, supervised, retried).
     Run(cmd::run::Args),
-    /// List runs or jobs of the local runtime.
+    /// List runs, jobs or services (InferenceServices) of the local runtime.
     Get(cmd::get::Args),
     /// Show a run in detail: jobs, attempts, placements, why it waits, events.
     Describe(cmd::describe::Args),

@@ -112,13 +112,14 @@ pub fn spawn_supervisor(runtime: &Runtime, runs: &[String]) -> Result<(), Failur
     cmd.spawn()
         .context("failed to start a background supervisor")
         .map_err(runtime_failure)?;
-    // hand over: wait until the supervisor owns every run
+    // hand over: wait until the supervisor owns every run (or has already ended it, e.g. a
+    // service whose port is taken: the caller reads why from the store)
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let mut all = true;
         for id in runs {
             let row = runtime.store().find_run(id).map_err(runtime_failure)?;
-            if row.is_some_and(|r| r.owner == Some(runtime.owner())) {
+            if row.is_some_and(|r| r.owner == Some(runtime.owner()) && r.finished_at.is_none()) {
                 all = false;
             }
         }

@@ -255,3 +255,31 @@ spec:
     assert!(out.status.success(), "{}", support::text(&out));
     run.wait().expect("mlctl run ends");
 }
+
+#[test]
+fn a_deploy_step_fails_with_the_reason_when_the_service_port_is_taken() {
+    let env = Env::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    service(&env, port, "");
+    std::fs::write(env.dir.path().join("model.bin"), "weights").expect("model");
+    env.spec(
+        "pipeline.yaml",
+        "apiVersion: mlctl.dev/v1alpha1
+kind: Pipeline
+metadata: {name: ship}
+spec:
+  steps:
+    deploy:
+      deploy: {service: echo, model: model.bin}
+",
+    );
+    let out = env.run(&["-f", "."]);
+    assert_eq!(out.status.code(), Some(1), "{}", support::text(&out));
+    let text = support::text(&out);
+    assert!(
+        text.contains("error: InferenceService echo (run echo-")
+            && text.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{text}"
+    );
+}
