@@ -251,7 +251,7 @@ impl Service {
             (Some(m), None) if m.format == ModelFormat::Onnx || !builtin => local_model(ctx, m)?,
             (Some(m), None) => {
                 return Err(BuildError(format!(
-                    "format {:?} is served by its own server on Kubernetes; on this machine mlctl serves ONNX models (convert the model, or give a custom `server`)",
+                    "format {} is served by its own server on Kubernetes; on this machine mlctl serves ONNX models (convert the model, or give a custom `server`)",
                     m.format
                 )));
             }

@@ -110,6 +110,27 @@ pub enum ModelFormat {
     Triton,
 }
 
+impl ModelFormat {
+    /// The format as a spec spells it (`onnx`, `tensorflow`, ...): also KServe's
+    /// `modelFormat.name`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Onnx => "onnx",
+            Self::Tensorflow => "tensorflow",
+            Self::Pytorch => "pytorch",
+            Self::Sklearn => "sklearn",
+            Self::Xgboost => "xgboost",
+            Self::Triton => "triton",
+        }
+    }
+}
+
+impl std::fmt::Display for ModelFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A server of the user's own.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

@@ -869,14 +869,13 @@ fn rules(r: &ScalingRules) -> HPAScalingRules {
 }
 
 fn kserve_format(format: ModelFormat) -> (&'static str, Option<&'static str>) {
-    match format {
-        ModelFormat::Onnx => ("onnx", Some("v2")),
-        ModelFormat::Tensorflow => ("tensorflow", None),
-        ModelFormat::Pytorch => ("pytorch", None),
-        ModelFormat::Sklearn => ("sklearn", Some("v2")),
-        ModelFormat::Xgboost => ("xgboost", Some("v2")),
-        ModelFormat::Triton => ("triton", Some("v2")),
-    }
+    let protocol = match format {
+        ModelFormat::Tensorflow | ModelFormat::Pytorch => None,
+        ModelFormat::Onnx | ModelFormat::Sklearn | ModelFormat::Xgboost | ModelFormat::Triton => {
+            Some("v2")
+        }
+    };
+    (format.as_str(), protocol)
 }
 
 /// The storage URI KServe and Seldon download from (local paths become `pvc://`).
