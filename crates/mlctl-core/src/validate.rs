@@ -1218,6 +1218,14 @@ impl Checker<'_> {
                 )
                 .hint = Some("e.g. replicas: {min: 2, max: 10}".into());
             }
+            if a.memory.is_some() {
+                self.warning(
+                    "autoscale-memory",
+                    ap.key("memory"),
+                    crate::autoscale::MEMORY_TARGET_PITFALL,
+                )
+                .hint = Some(crate::autoscale::MEMORY_TARGET_HINT.into());
+            }
             for (field, pct) in [("cpu", a.cpu), ("memory", a.memory)] {
                 if let Some(pct) = pct
                     && pct.0 <= 0.0

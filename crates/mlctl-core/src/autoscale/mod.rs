@@ -51,6 +51,14 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// Why a memory utilization target is a pitfall, as the spec's validation (`autoscale-memory`)
+/// and `mlctl check` (`hpa-memory`) both say it.
+pub const MEMORY_TARGET_PITFALL: &str = "scales on memory: model servers and Python/JVM runtimes keep memory after load drops (caches, allocator arenas), so the HPA scales up and then rarely scales down";
+
+/// What to do instead of scaling on memory.
+pub const MEMORY_TARGET_HINT: &str =
+    "scale on CPU, requests per second or queue length, and keep memory as a limit";
+
 /// The default tolerance (`--horizontal-pod-autoscaler-tolerance`).
 pub const DEFAULT_TOLERANCE: f64 = 0.1;
 /// The default scale-down stabilization window (`--horizontal-pod-autoscaler-downscale-stabilization`).

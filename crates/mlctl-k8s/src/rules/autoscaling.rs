@@ -2,6 +2,7 @@
 //! memory-based scaling, VPAs on GPUs or evicting training jobs, and HPA and VPA fighting
 //! over the same workload.
 
+use mlctl_core::autoscale::{MEMORY_TARGET_HINT, MEMORY_TARGET_PITFALL};
 use mlctl_core::path::FieldPath;
 use mlctl_core::yaml::Node;
 
@@ -134,8 +135,8 @@ pub fn hpa_memory(ctx: &Ctx<'_>, e: &mut Emitter<'_>) {
             e.report(
                 hpa,
                 FieldPath::parse("spec.metrics").index(i),
-                "scales on memory: model servers and Python/JVM runtimes keep memory after load drops (caches, allocator arenas), so the HPA scales up and then rarely scales down",
-                Some("scale on CPU, requests per second or queue length, and keep memory as a limit".to_string()),
+                MEMORY_TARGET_PITFALL,
+                Some(MEMORY_TARGET_HINT.to_string()),
             );
         }
     }
