@@ -298,12 +298,16 @@ impl Checker<'_> {
                 && self.object.kind() != Kind::Platform
                 && !self.index.namespaces.contains_key(ns.as_str())
             {
+                let hint = match did_you_mean(ns, self.index.namespaces.keys().copied()) {
+                    Some(close) => format!("did you mean `{close}`?"),
+                    None => "declare it under a Platform's spec.namespaces".into(),
+                };
                 self.warning(
                     "undeclared-namespace",
                     path.key("namespace"),
                     format!("namespace {ns} is not declared by any Platform, so no quota or limit range applies"),
                 )
-                .hint = Some("declare it under a Platform's spec.namespaces".into());
+                .hint = Some(hint);
             }
         }
         self.string_map(&path.key("labels"), &meta.labels, true);
