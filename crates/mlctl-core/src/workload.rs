@@ -389,9 +389,10 @@ mod tests {
         .expect("spec");
         let hpa = hpa_spec(&spec).expect("autoscaled");
         assert_eq!((hpa.min_replicas, hpa.max_replicas), (2, 20));
-        assert_eq!(hpa.metrics.len(), 3);
+        // cpu and the request rate (the seed's memory target is left out: autoscale-memory)
+        assert_eq!(hpa.metrics.len(), 2);
         assert_eq!(
-            hpa.metrics[2].target,
+            hpa.metrics[1].target,
             crate::autoscale::MetricTarget::AverageValue(100_000)
         );
         hpa.validate().expect("valid");
