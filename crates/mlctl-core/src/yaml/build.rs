@@ -19,6 +19,9 @@ use super::{Entry, Node, Pos, SyntaxError, Value};
 const RECURSIVE: &str = "an alias cannot refer to a node that contains it";
 const NOT_A_MAPPING: &str = "YAML merge value must be mapping or sequence of mappings";
 const KEY_NOT_SCALAR: &str = "expected string scalar";
+/// An end event where a node should start: granit-parser never emits one, but the builder
+/// does not rely on that.
+const UNEXPECTED_END: &str = "unexpected end of collection";
 
 /// A mapping key's identity (see [`Fingerprint`]), cheap for the common case of a text key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -284,6 +287,7 @@ fn key_text<'s>(items: &'s [Item<'_>]) -> Option<&'s str> {
 }
 
 impl<'a> Builder<'a> {
+    /// A builder with no node started.
     pub(super) fn new() -> Self {
         Builder {
             frames: Vec::new(),
@@ -327,7 +331,7 @@ impl<'a> Builder<'a> {
             Some(Frame::Capture { items, depth, .. }) => {
                 match item.ev {
                     Ev::SeqStart { .. } | Ev::MapStart { .. } => *depth += 1,
-                    Ev::SeqEnd | Ev::MapEnd => *depth -= 1,
+                    Ev::SeqEnd | Ev::MapEnd => *depth = depth.saturating_sub(1),
                     Ev::Scalar { .. } | Ev::Recursive { .. } => {}
                 }
                 items.push(item);
@@ -408,7 +412,7 @@ impl<'a> Builder<'a> {
                 })));
                 Ok(None)
             }
-            Ev::SeqEnd | Ev::MapEnd => Err(self.error(item.pos, "unexpected end of collection")),
+            Ev::SeqEnd | Ev::MapEnd => Err(self.error(item.pos, UNEXPECTED_END)),
         }
     }
 
@@ -479,14 +483,10 @@ impl<'a> Builder<'a> {
             Ev::Recursive { .. } => Err(self.error(item.pos, RECURSIVE)),
             Ev::SeqStart { .. } | Ev::MapStart { .. } => {
                 let pos = item.pos;
-                self.frames.push(Frame::Capture {
-                    items: vec![item],
-                    depth: 1,
-                    purpose: Purpose::ComplexKey { pos },
-                });
+                self.capture(item, Purpose::ComplexKey { pos });
                 Ok(None)
             }
-            Ev::SeqEnd | Ev::MapEnd => Err(self.error(item.pos, "unexpected end of collection")),
+            Ev::SeqEnd | Ev::MapEnd => Err(self.error(item.pos, UNEXPECTED_END)),
         }
     }
 
@@ -504,17 +504,13 @@ impl<'a> Builder<'a> {
             Ev::Scalar { .. } => return Err(self.error(item.pos, NOT_A_MAPPING)),
             Ev::MapStart { .. } => {
                 let at = item.at();
-                self.frames.push(Frame::Capture {
-                    items: vec![item],
-                    depth: 1,
-                    purpose: Purpose::MergeMap { at },
-                });
+                self.capture(item, Purpose::MergeMap { at });
             }
             Ev::SeqStart { .. } => self.frames.push(Frame::MergeSeq {
                 entries: Vec::new(),
             }),
             Ev::SeqEnd | Ev::MapEnd => {
-                return Err(self.error(item.pos, "unexpected end of collection"));
+                return Err(self.error(item.pos, UNEXPECTED_END));
             }
         }
         Ok(None)
@@ -534,15 +530,20 @@ impl<'a> Builder<'a> {
             }
             Ev::SeqStart { .. } | Ev::MapStart { .. } => {
                 let at = item.at();
-                self.frames.push(Frame::Capture {
-                    items: vec![item],
-                    depth: 1,
-                    purpose: Purpose::MergeItem { at },
-                });
+                self.capture(item, Purpose::MergeItem { at });
                 Ok(None)
             }
-            Ev::SeqEnd | Ev::MapEnd => Err(self.error(item.pos, "unexpected end of collection")),
+            Ev::SeqEnd | Ev::MapEnd => Err(self.error(item.pos, UNEXPECTED_END)),
         }
+    }
+
+    /// Keeps the events of the collection that `item` starts until it is complete.
+    fn capture(&mut self, item: Item<'a>, purpose: Purpose) {
+        self.frames.push(Frame::Capture {
+            items: vec![item],
+            depth: 1,
+            purpose,
+        });
     }
 
     /// A captured node is complete.

@@ -131,6 +131,7 @@ pub(super) struct Events<'a> {
     copied_bytes: usize,
 }
 
+/// A `yaml-syntax` error at `pos`.
 pub(super) fn syntax(pos: Pos, message: impl Into<String>) -> SyntaxError {
     SyntaxError {
         code: "yaml-syntax",
@@ -183,6 +184,7 @@ fn check_tag(tag: Option<&Rc<TagInfo>>, kind: NodeKind, pos: Pos) -> Result<(), 
 }
 
 impl<'a> Events<'a> {
+    /// The events of `text`.
     pub(super) fn new(text: &'a str) -> Self {
         let mut options = Options::default();
         // comments are checked as syntax but nothing reads them

@@ -223,6 +223,7 @@ pub(super) enum ScalarError {
 }
 
 impl ScalarError {
+    /// The message reported to the user.
     pub(super) fn message(&self) -> String {
         match self {
             ScalarError::Invalid(ty) => format!("invalid {ty}"),
@@ -591,6 +592,9 @@ pub(super) enum Fingerprint {
     Recursive(usize),
 }
 
+/// The tag that identifies a key node of kind `implicit` (`TagKind::Str`, `Seq` or `Map`)
+/// carrying `tag` (of kind `kind`): a custom tag (and the local `!map`) as resolved, the
+/// implicit kind for no tag or `!`, any text-like tag on a scalar as `!!str`.
 pub(super) fn canonical_tag(
     tag: Option<&TagInfo>,
     kind: TagKind,

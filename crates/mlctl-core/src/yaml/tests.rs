@@ -2,6 +2,9 @@
 
 use super::*;
 
+#[path = "../../tests/support/mutate.rs"]
+mod mutate;
+
 fn parse_one(text: &str) -> Node {
     let mut docs = parse_documents(text).expect("parses");
     assert_eq!(docs.len(), 1);
@@ -473,6 +476,12 @@ mod equivalence {
         "--- [*a]\n",
         "'quoted': 1\n\"double\": 2\n",
         "a: 1 # c\nb: # c\n  - x # c\n  # c\n  - z\n",
+        // inputs on which the random tests below once found a difference
+        "---\ndef0: &a\n  -\n    <<:\n      m: 1\nbody: a\n",
+        "---\ndef0: &a\n  a:\n    a: y\nbody: a\n",
+        "---\ndef0: &a\n  a:\n    <<:\n      -\n        m: 1\n      -\n        m: 1\nbody: a\n",
+        "---\ndef0: &a {a: a}\ndef1: &a {a: {yes: [\"aaa\", a], <<: [{kind: {a: 017, name: name}}, {m: 1}], kind: 0o}}\nbody: [x, OFF]\n",
+        "# a comment\ndef0: &a\n  x y:\n    - {}\n    - ~\n    - -2.5E-3\n    - False\nbody:\n  a:\n    x y: 1.5\n    a: a\n    b: a\n  x y: ~\n---\n# a comment\ndef0: &a\n  a:\n    - 12345678901234567890\ndef1: &b\n  - &a -2.5E-3\n  - y\n  -\n    a: \"1\"\n    c: \"\"\n    k2: *a\n    on: |\n      a\n      aaa\n      a\n  -\n    a: 1.5\ndef2: &a\n  name: yes\n  a: []\nbody: False\n",
     ];
 
     #[test]
@@ -958,15 +967,8 @@ mod equivalence {
             })
     }
 
-    #[derive(Debug, Clone)]
-    enum Edit {
-        Delete(usize, usize),
-        Insert(usize, &'static str),
-        Replace(usize, char),
-        Duplicate(usize, usize),
-    }
-
-    fn edit() -> impl Strategy<Value = Edit> {
+    /// An edit of the text (see `mutate`) that inserts YAML punctuation or a YAML word.
+    fn edit() -> impl Strategy<Value = mutate::Edit> {
         let yamlish: &[&'static str] = &[
             ":",
             "- ",
@@ -999,44 +1001,7 @@ mod equivalence {
             "~",
             "yes",
         ];
-        prop_oneof![
-            (any::<usize>(), 1usize..20).prop_map(|(a, l)| Edit::Delete(a, l)),
-            (any::<usize>(), proptest::sample::select(yamlish))
-                .prop_map(|(a, s)| Edit::Insert(a, s)),
-            (any::<usize>(), any::<char>()).prop_map(|(a, c)| Edit::Replace(a, c)),
-            (any::<usize>(), 1usize..60).prop_map(|(a, l)| Edit::Duplicate(a, l)),
-        ]
-    }
-
-    fn apply(text: &str, edits: &[Edit]) -> String {
-        let mut chars: Vec<char> = text.chars().collect();
-        for e in edits {
-            let n = chars.len().max(1);
-            match e {
-                Edit::Delete(at, len) => {
-                    let at = (at % n).min(chars.len());
-                    let end = (at + len).min(chars.len());
-                    chars.drain(at..end);
-                }
-                Edit::Insert(at, s) => {
-                    let at = (at % n).min(chars.len());
-                    chars.splice(at..at, s.chars());
-                }
-                Edit::Replace(at, c) => {
-                    if !chars.is_empty() {
-                        let at = at % chars.len();
-                        chars[at] = *c;
-                    }
-                }
-                Edit::Duplicate(at, len) => {
-                    let at = (at % n).min(chars.len());
-                    let end = (at + len).min(chars.len());
-                    let copy: Vec<char> = chars[at..end].to_vec();
-                    chars.splice(end..end, copy);
-                }
-            }
-        }
-        chars.into_iter().collect()
+        mutate::edit(proptest::sample::select(yamlish).prop_map(str::to_string))
     }
 
     /// Real manifests of the repository that mutations start from.
@@ -1056,7 +1021,7 @@ mod equivalence {
 
         #[test]
         fn mutated_generated_yaml(text in stream(), edits in proptest::collection::vec(edit(), 1..4)) {
-            same(&apply(&text, &edits));
+            same(&mutate::apply(&text, &edits));
         }
     }
 
@@ -1069,7 +1034,7 @@ mod equivalence {
                 static SEEDS: Vec<String> = seeds();
             }
             let text = SEEDS.with(|s| s[seed % s.len()].clone());
-            same(&apply(&text, &edits));
+            same(&mutate::apply(&text, &edits));
         }
     }
 }
