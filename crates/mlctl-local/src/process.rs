@@ -274,20 +274,29 @@ async fn wait_group_gone(pgid: u32, within: Duration) -> bool {
 /// (hidden entries and the mlctl home excluded), so that a process started in `work` finds
 /// the project's files while what it writes stays in `work`.
 pub fn make_view(source: &Path, work: &Path, exclude: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
     std::fs::create_dir_all(work)?;
+    // the home is recognised by its device and inode: no path of every entry is resolved
+    let home = std::fs::metadata(exclude).ok().map(|m| (m.dev(), m.ino()));
     for entry in std::fs::read_dir(source)? {
         let entry = entry?;
         let name = entry.file_name();
-        if name.to_string_lossy().starts_with('.') {
+        if name.as_encoded_bytes().first() == Some(&b'.') {
             continue;
         }
         let target = entry.path();
-        if std::fs::canonicalize(&target).is_ok_and(|t| t == exclude) {
+        // only a directory, or a link that may lead to one, can be the home
+        let maybe_home = entry.file_type().map_or(true, |t| !t.is_file());
+        if maybe_home
+            && let Some(home) = home
+            && std::fs::metadata(&target).is_ok_and(|m| (m.dev(), m.ino()) == home)
+        {
             continue;
         }
-        let link = work.join(&name);
-        if !link.exists() {
-            std::os::unix::fs::symlink(&target, &link)?;
+        match std::os::unix::fs::symlink(&target, work.join(&name)) {
+            // an entry the view already has (a view prepared again) stays as it is
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            other => other?,
         }
     }
     Ok(())

@@ -855,22 +855,34 @@ impl Dispatcher<'_> {
         let mut sigterm = signal(SignalKind::terminate()).map_err(RuntimeError::Signals)?;
         let mut tick = tokio::time::interval(Duration::from_millis(50));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            self.flush()?;
-            if self.finished() {
-                break;
+        // What one pass writes is one transaction, committed before the dispatcher waits and
+        // before it starts a process (see `commit_before_start`). Every state a crash can
+        // leave is therefore one that statement-by-statement commits could leave too.
+        self.rt.store.begin_batch();
+        let passes = async {
+            loop {
+                self.flush()?;
+                if self.finished() {
+                    return Ok(());
+                }
+                self.rt.store.commit_batch()?;
+                tokio::select! {
+                    Some(ev) = rx.recv() => self.handle(ev)?,
+                    _ = tick.tick() => self.on_tick()?,
+                    _ = sigint.recv() => self.interrupt(),
+                    _ = sigterm.recv() => self.interrupt(),
+                }
+                // drain whatever else is ready before syncing, so that a burst is one sync
+                while let Ok(ev) = rx.try_recv() {
+                    self.handle(ev)?;
+                }
             }
-            tokio::select! {
-                Some(ev) = rx.recv() => self.handle(ev)?,
-                _ = tick.tick() => self.on_tick()?,
-                _ = sigint.recv() => self.interrupt(),
-                _ = sigterm.recv() => self.interrupt(),
-            }
-            // drain whatever else is ready before syncing, so that a burst is one sync
-            while let Ok(ev) = rx.try_recv() {
-                self.handle(ev)?;
-            }
-        }
+        };
+        let passed: Result<(), RuntimeError> = passes.await;
+        // on an error too: what was written before it stays, as without the batch
+        let ended = self.rt.store.end_batch();
+        passed?;
+        ended?;
         self.drain_logs();
         let runs = self
             .runs
@@ -1328,6 +1340,7 @@ impl Dispatcher<'_> {
         if let Some(a) = self.tasks[index].attempt.as_mut() {
             a.placement = Some(placement.clone());
         }
+        self.commit_before_start()?;
         match task::start_sidecars(
             &self.rt.home,
             &spec,
@@ -1370,6 +1383,12 @@ impl Dispatcher<'_> {
         Ok(())
     }
 
+    /// Commits what the pass wrote so far before processes start: recovery finds a process
+    /// that outlives a killed mlctl through its attempt, which must therefore be stored first.
+    fn commit_before_start(&mut self) -> Result<(), RuntimeError> {
+        Ok(self.rt.store.commit_batch()?)
+    }
+
     /// Starts the workers of the current attempt of task `index`.
     fn start_workers(
         &mut self,
@@ -1392,6 +1411,7 @@ impl Dispatcher<'_> {
             .iter()
             .flat_map(|w| w.gpus.iter().cloned())
             .collect();
+        self.commit_before_start()?;
         match task::start(
             &self.rt.home,
             &spec,
@@ -1538,7 +1558,7 @@ impl Dispatcher<'_> {
                     .store
                     .finish_process(row, &exit.to_string(), now())?;
                 self.tail.close(&log);
-                self.drain_logs();
+                self.drain_closed_logs();
                 let a = self.tasks[task].attempt.as_ref().expect("checked above");
                 let workers_done = a.workers_started
                     && a.procs
@@ -1901,6 +1921,16 @@ impl Dispatcher<'_> {
     fn drain_logs(&mut self) {
         let Self { tail, observer, .. } = self;
         tail.poll(|source, line| {
+            let (run, source) = source.split_once('\u{0}').unwrap_or(("", source));
+            observer.log(run, source, line);
+        });
+    }
+
+    /// Hands the last lines of the workers that ended to the observer (the others' lines
+    /// follow at the next tick).
+    fn drain_closed_logs(&mut self) {
+        let Self { tail, observer, .. } = self;
+        tail.poll_closed(|source, line| {
             let (run, source) = source.split_once('\u{0}').unwrap_or(("", source));
             observer.log(run, source, line);
         });

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -150,6 +150,8 @@ fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result
 /// The store.
 pub struct Store {
     conn: Connection,
+    /// Whether writes are grouped into one transaction until [`Store::commit_batch`].
+    batching: std::cell::Cell<bool>,
 }
 
 /// A run as stored.
@@ -433,14 +435,64 @@ impl Store {
                 })
             })?,
         }
-        Ok(Self { conn })
+        // every statement of the hot paths stays prepared
+        conn.set_prepared_statement_cache_capacity(128);
+        Ok(Self {
+            conn,
+            batching: std::cell::Cell::new(false),
+        })
+    }
+
+    /// Groups the writes that follow into one transaction (opened by the first of them, with
+    /// `BEGIN IMMEDIATE`), committed by [`Store::commit_batch`] or [`Store::end_batch`]:
+    /// what one pass of the dispatcher writes becomes visible, and durable, at once. Reads
+    /// never open it, so that a pass that writes nothing holds no lock.
+    pub fn begin_batch(&self) {
+        self.batching.set(true);
+    }
+
+    /// Commits the writes grouped so far; later writes start a new group.
+    pub fn commit_batch(&self) -> Result<()> {
+        if !self.conn.is_autocommit() {
+            self.conn.execute_batch("COMMIT")?;
+        }
+        Ok(())
+    }
+
+    /// Commits the writes grouped so far and writes each statement on its own again.
+    pub fn end_batch(&self) -> Result<()> {
+        self.batching.set(false);
+        self.commit_batch()
+    }
+
+    /// Opens the batch's transaction before its first write.
+    fn writing(&self) -> rusqlite::Result<()> {
+        if self.batching.get() && self.conn.is_autocommit() {
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        }
+        Ok(())
+    }
+
+    /// Runs a writing statement (prepared once per connection).
+    fn exec(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+        self.writing()?;
+        self.conn.prepare_cached(sql)?.execute(params)
+    }
+
+    /// Reads one row (with a statement prepared once per connection).
+    fn row<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.conn.prepare_cached(sql)?.query_row(params, f)
     }
 
     /// A value of the store's settings.
     pub fn setting(&self, key: &str) -> Result<Option<String>> {
         Ok(self
-            .conn
-            .query_row(
+            .row(
                 "SELECT value FROM meta WHERE key = ?1",
                 params![format!("setting.{key}")],
                 |r| r.get(0),
@@ -450,7 +502,7 @@ impl Store {
 
     /// Sets a value of the store's settings.
     pub fn set_setting(&self, key: &str, value: &str) -> Result<()> {
-        self.conn.execute(
+        self.exec(
             "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             params![format!("setting.{key}"), value],
         )?;
@@ -465,7 +517,7 @@ impl Store {
         command: &str,
         now: f64,
     ) -> Result<i64> {
-        self.conn.execute(
+        self.exec(
             "INSERT INTO owners (pid, start_time, started_at, command) VALUES (?1, ?2, ?3, ?4)",
             params![pid, i64::try_from(start_time).unwrap_or(0), now, command],
         )?;
@@ -476,7 +528,7 @@ impl Store {
     pub fn owners(&self) -> Result<Vec<OwnerRow>> {
         let mut st = self
             .conn
-            .prepare("SELECT id, pid, start_time FROM owners")?;
+            .prepare_cached("SELECT id, pid, start_time FROM owners")?;
         let rows = st.query_map([], |r| {
             Ok(OwnerRow {
                 id: r.get(0)?,
@@ -489,26 +541,24 @@ impl Store {
 
     /// Removes owners that drive nothing any more.
     pub fn forget_owner(&self, id: i64) -> Result<()> {
-        self.conn
-            .execute("DELETE FROM owners WHERE id = ?1", params![id])?;
+        self.exec("DELETE FROM owners WHERE id = ?1", params![id])?;
         Ok(())
     }
 
     /// Stores the source texts of a submission (JSON, `[{"name":..,"text":..}]`), so that
     /// a run can be resumed without its files; returns their id.
     pub fn put_sources(&self, body: &str) -> Result<i64> {
-        self.conn
-            .execute("INSERT INTO sources (body) VALUES (?1)", params![body])?;
+        self.exec("INSERT INTO sources (body) VALUES (?1)", params![body])?;
         Ok(self.conn.last_insert_rowid())
     }
 
     /// The stored source texts.
     pub fn sources(&self, id: i64) -> Result<String> {
-        Ok(self
-            .conn
-            .query_row("SELECT body FROM sources WHERE id = ?1", params![id], |r| {
+        Ok(
+            self.row("SELECT body FROM sources WHERE id = ?1", params![id], |r| {
                 r.get(0)
-            })?)
+            })?,
+        )
     }
 
     /// The stored source texts as (name, text) pairs.
@@ -546,7 +596,7 @@ impl Store {
 
     /// Adds a run.
     pub fn insert_run(&self, run: &NewRun<'_>) -> Result<()> {
-        self.conn.execute(
+        self.exec(
             "INSERT INTO runs (id, name, kind, namespace, spec_dir, sources, params, options, phase, owner, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'Pending', ?9, ?10)",
             params![run.id, run.name, run.kind, run.namespace, run.spec_dir, run.sources, run.params, run.options, run.owner, run.now],
@@ -557,8 +607,7 @@ impl Store {
     /// Whether a run id is taken.
     pub fn run_exists(&self, id: &str) -> Result<bool> {
         Ok(self
-            .conn
-            .query_row("SELECT 1 FROM runs WHERE id = ?1", params![id], |_| Ok(()))
+            .row("SELECT 1 FROM runs WHERE id = ?1", params![id], |_| Ok(()))
             .optional()?
             .is_some())
     }
@@ -571,7 +620,7 @@ impl Store {
         message: &str,
         finished_at: Option<f64>,
     ) -> Result<()> {
-        self.conn.execute(
+        self.exec(
             "UPDATE runs SET phase = ?2, message = ?3, finished_at = COALESCE(?4, finished_at) WHERE id = ?1",
             params![id, phase, message, finished_at],
         )?;
@@ -580,7 +629,7 @@ impl Store {
 
     /// Makes `owner` the driver of a run.
     pub fn set_run_owner(&self, id: &str, owner: i64) -> Result<()> {
-        self.conn.execute(
+        self.exec(
             "UPDATE runs SET owner = ?2 WHERE id = ?1",
             params![id, owner],
         )?;
@@ -589,7 +638,7 @@ impl Store {
 
     /// The run with this id, or the only run whose id starts with it.
     pub fn find_run(&self, id: &str) -> Result<Option<RunRow>> {
-        let mut st = self.conn.prepare(&format!(
+        let mut st = self.conn.prepare_cached(&format!(
             "SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1 OR id LIKE ?2 ESCAPE '\\' ORDER BY id = ?1 DESC LIMIT 2"
         ))?;
         let pattern = format!(
@@ -610,7 +659,7 @@ impl Store {
 
     /// Every run, newest first.
     pub fn runs(&self) -> Result<Vec<RunRow>> {
-        let mut st = self.conn.prepare(&format!(
+        let mut st = self.conn.prepare_cached(&format!(
             "SELECT {RUN_COLUMNS} FROM runs ORDER BY created_at DESC, id"
         ))?;
         Ok(st
@@ -620,7 +669,7 @@ impl Store {
 
     /// Runs driven by `owner` that have not finished.
     pub fn active_runs_of(&self, owner: i64) -> Result<Vec<RunRow>> {
-        let mut st = self.conn.prepare(&format!(
+        let mut st = self.conn.prepare_cached(&format!(
             "SELECT {RUN_COLUMNS} FROM runs WHERE owner = ?1 AND finished_at IS NULL ORDER BY created_at"
         ))?;
         Ok(st
@@ -631,8 +680,7 @@ impl Store {
     /// The unfinished run of this kind, name and namespace (the newest, if several).
     pub fn active_run(&self, kind: &str, name: &str, namespace: &str) -> Result<Option<RunRow>> {
         Ok(self
-            .conn
-            .query_row(
+            .row(
                 &format!(
                     "SELECT {RUN_COLUMNS} FROM runs WHERE kind = ?1 AND name = ?2 AND namespace = ?3 AND finished_at IS NULL ORDER BY created_at DESC LIMIT 1"
                 ),
@@ -650,8 +698,7 @@ impl Store {
     /// The recorded state of a service run (JSON).
     pub fn service_status(&self, run: &str) -> Result<Option<String>> {
         Ok(self
-            .conn
-            .query_row(
+            .row(
                 "SELECT status FROM services WHERE run_id = ?1",
                 params![run],
                 |r| r.get(0),
@@ -668,7 +715,7 @@ impl Store {
 
     fn set_service_field(&self, run: &str, column: &str, value: &str, now: f64) -> Result<()> {
         retry_busy(|| {
-            self.conn.execute(
+            self.exec(
                 &format!(
                     "INSERT INTO services (run_id, {column}, updated_at) VALUES (?1, ?2, ?3)
                      ON CONFLICT (run_id) DO UPDATE SET {column} = ?2, updated_at = ?3"
@@ -691,7 +738,7 @@ impl Store {
         for (run, model) in &rows {
             // only the request read: a newer one stays for the next call
             retry_busy(|| {
-                self.conn.execute(
+                self.exec(
                     "UPDATE services SET model_request = NULL WHERE run_id = ?1 AND model_request = ?2",
                     params![run, model],
                 )
@@ -707,7 +754,7 @@ impl Store {
             .map(|c| format!("r.{c}"))
             .collect::<Vec<_>>()
             .join(", ");
-        let mut st = self.conn.prepare(&format!(
+        let mut st = self.conn.prepare_cached(&format!(
             "SELECT {columns}, s.status FROM runs r LEFT JOIN services s ON s.run_id = r.id
              WHERE r.kind = 'InferenceService' ORDER BY r.created_at DESC, r.id"
         ))?;
@@ -719,7 +766,7 @@ impl Store {
 
     /// Asks the run's owner to cancel it.
     pub fn request_cancel(&self, id: &str) -> Result<()> {
-        self.conn.execute(
+        self.exec(
             "UPDATE runs SET cancel_requested = 1 WHERE id = ?1",
             params![id],
         )?;
@@ -737,11 +784,11 @@ impl Store {
 
     /// Adds a job to a run (or returns the existing one of that name).
     pub fn upsert_job(&self, run: &str, name: &str, workers: u32) -> Result<i64> {
-        self.conn.execute(
+        self.exec(
             "INSERT OR IGNORE INTO jobs (run_id, name, phase, workers) VALUES (?1, ?2, 'Pending', ?3)",
             params![run, name, workers],
         )?;
-        Ok(self.conn.query_row(
+        Ok(self.row(
             "SELECT id FROM jobs WHERE run_id = ?1 AND name = ?2",
             params![run, name],
             |r| r.get(0),
@@ -758,7 +805,7 @@ impl Store {
         now: f64,
         finished: bool,
     ) -> Result<()> {
-        self.conn.execute(
+        self.exec(
             "UPDATE jobs SET phase = ?2, message = ?3, attempts = ?4,
                started_at = CASE WHEN ?2 = 'Running' THEN COALESCE(started_at, ?5) ELSE started_at END,
                finished_at = CASE WHEN ?6 THEN ?5 ELSE finished_at END
@@ -770,7 +817,7 @@ impl Store {
 
     /// Records a job's output parameters.
     pub fn set_job_outputs(&self, id: i64, outputs_json: &str) -> Result<()> {
-        self.conn.execute(
+        self.exec(
             "UPDATE jobs SET outputs = ?2 WHERE id = ?1",
             params![id, outputs_json],
         )?;
@@ -780,8 +827,7 @@ impl Store {
     /// A job by id.
     pub fn job(&self, id: i64) -> Result<Option<JobRow>> {
         Ok(self
-            .conn
-            .query_row(
+            .row(
                 &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"),
                 params![id],
                 job_row,
@@ -791,7 +837,7 @@ impl Store {
 
     /// The jobs of a run, in creation order.
     pub fn jobs(&self, run: &str) -> Result<Vec<JobRow>> {
-        let mut st = self.conn.prepare(&format!(
+        let mut st = self.conn.prepare_cached(&format!(
             "SELECT {JOB_COLUMNS} FROM jobs WHERE run_id = ?1 ORDER BY id"
         ))?;
         Ok(st
@@ -801,7 +847,7 @@ impl Store {
 
     /// Adds an attempt (queued).
     pub fn insert_attempt(&self, job: i64, number: u32, sched_id: &str, now: f64) -> Result<i64> {
-        self.conn.execute(
+        self.exec(
             "INSERT INTO attempts (job_id, number, sched_id, phase, queued_at) VALUES (?1, ?2, ?3, 'Queued', ?4)",
             params![job, number, sched_id, now],
         )?;
@@ -810,7 +856,7 @@ impl Store {
 
     /// Records that an attempt started, with its placement.
     pub fn start_attempt(&self, id: i64, placement_json: &str, now: f64) -> Result<()> {
-        self.conn.execute(
+        self.exec(
             "UPDATE attempts SET phase = 'Running', placement = ?2, started_at = ?3 WHERE id = ?1",
             params![id, placement_json, now],
         )?;
@@ -827,7 +873,7 @@ impl Store {
         now: f64,
         finished: bool,
     ) -> Result<()> {
-        self.conn.execute(
+        self.exec(
             "UPDATE attempts SET phase = ?2, reason = ?3, message = ?4,
                finished_at = CASE WHEN ?6 THEN ?5 ELSE finished_at END
              WHERE id = ?1",
@@ -838,7 +884,7 @@ impl Store {
 
     /// The attempts of a job, oldest first.
     pub fn attempts(&self, job: i64) -> Result<Vec<AttemptRow>> {
-        let mut st = self.conn.prepare(&format!(
+        let mut st = self.conn.prepare_cached(&format!(
             "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE job_id = ?1 ORDER BY number"
         ))?;
         Ok(st
@@ -853,7 +899,7 @@ impl Store {
             .map(|c| format!("a.{c}"))
             .collect::<Vec<_>>()
             .join(", ");
-        let mut st = self.conn.prepare(&format!(
+        let mut st = self.conn.prepare_cached(&format!(
             "SELECT j.run_id, j.name, {cols} FROM attempts a JOIN jobs j ON a.job_id = j.id JOIN runs r ON j.run_id = r.id
              WHERE r.owner = ?1 AND a.finished_at IS NULL ORDER BY a.id"
         ))?;
@@ -888,7 +934,7 @@ impl Store {
         log: &str,
         now: f64,
     ) -> Result<i64> {
-        self.conn.execute(
+        self.exec(
             "INSERT INTO processes (attempt_id, rank, pid, start_time, log_path, started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![attempt, rank, pid, i64::try_from(start_time).unwrap_or(0), log, now],
         )?;
@@ -897,7 +943,7 @@ impl Store {
 
     /// Records how a process ended.
     pub fn finish_process(&self, id: i64, exit: &str, now: f64) -> Result<()> {
-        self.conn.execute(
+        self.exec(
             "UPDATE processes SET exit = ?2, finished_at = ?3 WHERE id = ?1",
             params![id, exit, now],
         )?;
@@ -906,7 +952,7 @@ impl Store {
 
     /// The processes of an attempt, by rank.
     pub fn processes(&self, attempt: i64) -> Result<Vec<ProcessRow>> {
-        let mut st = self.conn.prepare(&format!(
+        let mut st = self.conn.prepare_cached(&format!(
             "SELECT {PROCESS_COLUMNS} FROM processes WHERE attempt_id = ?1 ORDER BY rank"
         ))?;
         Ok(st
@@ -917,8 +963,7 @@ impl Store {
     /// The cached result of a step: (run, job, outputs JSON, working directory).
     pub fn cached(&self, key: &str) -> Result<Option<(String, String, String, String)>> {
         Ok(self
-            .conn
-            .query_row(
+            .row(
                 "SELECT run_id, job, outputs, work FROM cache WHERE key = ?1",
                 params![key],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
@@ -936,7 +981,7 @@ impl Store {
         work: &str,
         now: f64,
     ) -> Result<()> {
-        self.conn.execute(
+        self.exec(
             "INSERT INTO cache (key, run_id, job, outputs, work, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT(key) DO UPDATE SET run_id = excluded.run_id, job = excluded.job, outputs = excluded.outputs,
                work = excluded.work, created_at = excluded.created_at",
@@ -955,7 +1000,7 @@ impl Store {
         message: &str,
         now: f64,
     ) -> Result<()> {
-        self.conn.execute(
+        self.exec(
             "INSERT INTO events (run_id, job, at, type, reason, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![run, job, now, kind, reason, message],
         )?;
@@ -964,7 +1009,7 @@ impl Store {
 
     /// The events of a run, oldest first.
     pub fn events(&self, run: &str) -> Result<Vec<EventRow>> {
-        let mut st = self.conn.prepare(
+        let mut st = self.conn.prepare_cached(
             "SELECT job, at, type, reason, message FROM events WHERE run_id = ?1 ORDER BY id",
         )?;
         let rows = st.query_map(params![run], |r| {
@@ -980,11 +1025,19 @@ impl Store {
     }
 
     /// Runs `f` in a write transaction that no other process can interleave with
-    /// (`BEGIN IMMEDIATE`); commits when it returns `Ok`.
+    /// (`BEGIN IMMEDIATE`); commits when it returns `Ok`. Inside a batch it is a savepoint of
+    /// the batch's transaction (undone when `f` fails), committed with the batch.
     pub fn write<T, E: From<StoreError>>(
         &mut self,
-        f: impl FnOnce(&Transaction<'_>) -> std::result::Result<T, E>,
+        f: impl FnOnce(&Connection) -> std::result::Result<T, E>,
     ) -> std::result::Result<T, E> {
+        if self.batching.get() {
+            self.writing().map_err(StoreError::from)?;
+            let sp = self.conn.savepoint().map_err(StoreError::from)?;
+            let out = f(&sp)?;
+            sp.commit().map_err(StoreError::from)?;
+            return Ok(out);
+        }
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -1001,7 +1054,7 @@ pub mod sched_log {
 
     /// The current epoch: it changes when the log is cleared, which tells every process to
     /// rebuild its scheduler from the new log.
-    pub fn epoch(tx: &Transaction<'_>) -> Result<i64> {
+    pub fn epoch(tx: &Connection) -> Result<i64> {
         Ok(tx
             .query_row(
                 "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'sched_epoch'",
@@ -1013,7 +1066,7 @@ pub mod sched_log {
     }
 
     /// Events after `seq` of `epoch`, in order: (seq, owner, event JSON).
-    pub fn since(tx: &Transaction<'_>, epoch: i64, seq: i64) -> Result<Vec<(i64, i64, String)>> {
+    pub fn since(tx: &Connection, epoch: i64, seq: i64) -> Result<Vec<(i64, i64, String)>> {
         let mut st = tx.prepare_cached(
             "SELECT seq, owner, event FROM sched_log WHERE epoch = ?1 AND seq > ?2 ORDER BY seq",
         )?;
@@ -1024,14 +1077,14 @@ pub mod sched_log {
     }
 
     /// Appends an event; returns its sequence number.
-    pub fn append(tx: &Transaction<'_>, epoch: i64, owner: i64, event_json: &str) -> Result<i64> {
+    pub fn append(tx: &Connection, epoch: i64, owner: i64, event_json: &str) -> Result<i64> {
         tx.prepare_cached("INSERT INTO sched_log (epoch, owner, event) VALUES (?1, ?2, ?3)")?
             .execute(params![epoch, owner, event_json])?;
         Ok(tx.last_insert_rowid())
     }
 
     /// Drops every event and starts a new epoch; returns it.
-    pub fn clear(tx: &Transaction<'_>) -> Result<i64> {
+    pub fn clear(tx: &Connection) -> Result<i64> {
         let next = epoch(tx)? + 1;
         tx.execute("DELETE FROM sched_log", [])?;
         tx.execute(
@@ -1043,7 +1096,75 @@ pub mod sched_log {
     }
 
     /// How many events the log holds.
-    pub fn len(tx: &Transaction<'_>) -> Result<i64> {
+    pub fn len(tx: &Connection) -> Result<i64> {
         Ok(tx.query_row("SELECT COUNT(*) FROM sched_log", [], |r| r.get(0))?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempts_seen_by(other: &Store, job: i64) -> usize {
+        other.attempts(job).expect("attempts").len()
+    }
+
+    #[test]
+    fn a_batch_is_visible_to_others_only_when_committed() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let db = dir.path().join("state.db");
+        let mut store = Store::open(&db).expect("open");
+        let other = Store::open(&db).expect("open again");
+        let sources = store.put_sources("[]").expect("sources");
+        store
+            .insert_run(&NewRun {
+                id: "r",
+                name: "r",
+                kind: "TrainingJob",
+                namespace: "default",
+                spec_dir: ".",
+                sources,
+                params: "{}",
+                options: "{}",
+                owner: 1,
+                now: 0.0,
+            })
+            .expect("run");
+        let job = store.upsert_job("r", "train", 1).expect("job");
+        store.begin_batch();
+        store
+            .insert_attempt(job, 1, "r/train/1", 1.0)
+            .expect("attempt");
+        store
+            .event("r", "train", "Normal", "Queued", "", 1.0)
+            .expect("event");
+        assert_eq!(attempts_seen_by(&other, job), 0, "not committed yet");
+        // a nested write is a savepoint of the batch: undone alone when it fails
+        let failed: Result<()> = store.write(|tx| {
+            tx.execute("DELETE FROM events", [])?;
+            Err(StoreError::Version {
+                found: 0,
+                supported: 0,
+            })
+        });
+        assert!(failed.is_err());
+        store
+            .write(|tx| sched_log::append(tx, 1, 1, "{}").map(|_| ()))
+            .expect("nested write");
+        store.commit_batch().expect("commit");
+        assert_eq!(attempts_seen_by(&other, job), 1);
+        assert_eq!(other.events("r").expect("events").len(), 1);
+        // still batching: the next write opens a new transaction
+        store
+            .insert_attempt(job, 2, "r/train/2", 2.0)
+            .expect("attempt");
+        assert_eq!(attempts_seen_by(&other, job), 1);
+        store.end_batch().expect("end");
+        assert_eq!(attempts_seen_by(&other, job), 2);
+        // outside a batch every write commits at once
+        store
+            .insert_attempt(job, 3, "r/train/3", 3.0)
+            .expect("attempt");
+        assert_eq!(attempts_seen_by(&other, job), 3);
     }
 }

@@ -1,8 +1,12 @@
 //! Following log files as processes write them: complete lines, each with its source, for the
 //! live output of `mlctl run` and for `mlctl logs -f`.
+//!
+//! Each followed file stays open once it exists, so reading what was appended is one `read`;
+//! [`Tailer::poll_closed`] reads only the files being closed, so that handling one process's
+//! end costs the same however many others are followed.
 
 use std::io::{Read, Seek, SeekFrom};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Files being followed.
 #[derive(Debug, Default)]
@@ -15,11 +19,47 @@ struct Followed {
     path: PathBuf,
     source: String,
     offset: u64,
+    /// Open from `offset` on, once the file exists.
+    file: Option<std::fs::File>,
     partial: Vec<u8>,
     closing: bool,
 }
 
 const MAX_LINE: usize = 64 * 1024;
+
+impl Followed {
+    /// Reads what was appended and hands out complete lines (and, when closing, the rest).
+    fn read(&mut self, line: &mut impl FnMut(&str, &str)) {
+        if self.file.is_none()
+            && let Ok(mut file) = std::fs::File::open(&self.path)
+            && file.seek(SeekFrom::Start(self.offset)).is_ok()
+        {
+            self.file = Some(file);
+        }
+        let before = self.partial.len();
+        if let Some(file) = &mut self.file {
+            // appends to what is left of an unterminated line
+            let _ = file.read_to_end(&mut self.partial);
+        }
+        self.offset += (self.partial.len() - before) as u64;
+        let mut start = 0;
+        while let Some(pos) = self.partial[start..].iter().position(|b| *b == b'\n') {
+            let text = String::from_utf8_lossy(&self.partial[start..start + pos]);
+            line(&self.source, text.trim_end_matches('\r'));
+            start += pos + 1;
+        }
+        let rest = self.partial.len() - start;
+        if rest > MAX_LINE || (self.closing && rest > 0) {
+            line(
+                &self.source,
+                &String::from_utf8_lossy(&self.partial[start..]),
+            );
+            self.partial.clear();
+        } else {
+            self.partial.drain(..start);
+        }
+    }
+}
 
 impl Tailer {
     /// Follows `path` from `offset`, naming its lines `source`.
@@ -29,6 +69,7 @@ impl Tailer {
                 path,
                 source,
                 offset,
+                file: None,
                 partial: Vec::new(),
                 closing: false,
             });
@@ -36,8 +77,8 @@ impl Tailer {
     }
 
     /// Stops following `path` after its remaining lines (and an unterminated last line) are
-    /// read by the next [`Tailer::poll`].
-    pub fn close(&mut self, path: &std::path::Path) {
+    /// read by the next [`Tailer::poll`] or [`Tailer::poll_closed`].
+    pub fn close(&mut self, path: &Path) {
         for f in &mut self.files {
             if f.path == path {
                 f.closing = true;
@@ -50,27 +91,19 @@ impl Tailer {
         self.files.is_empty()
     }
 
-    /// Reads what was appended since the last call and hands out complete lines.
+    /// Reads what was appended to every followed file since the last call and hands out
+    /// complete lines.
     pub fn poll(&mut self, mut line: impl FnMut(&str, &str)) {
         for f in &mut self.files {
-            let mut buf = Vec::new();
-            if let Ok(mut file) = std::fs::File::open(&f.path)
-                && file.seek(SeekFrom::Start(f.offset)).is_ok()
-                && let Ok(n) = file.read_to_end(&mut buf)
-            {
-                f.offset += n as u64;
-            }
-            f.partial.extend_from_slice(&buf);
-            while let Some(pos) = f.partial.iter().position(|b| *b == b'\n') {
-                let text = String::from_utf8_lossy(&f.partial[..pos]).into_owned();
-                line(&f.source, text.trim_end_matches('\r'));
-                f.partial.drain(..=pos);
-            }
-            if f.partial.len() > MAX_LINE || (f.closing && !f.partial.is_empty()) {
-                let text = String::from_utf8_lossy(&f.partial).into_owned();
-                line(&f.source, &text);
-                f.partial.clear();
-            }
+            f.read(&mut line);
+        }
+        self.files.retain(|f| !f.closing);
+    }
+
+    /// Like [`Tailer::poll`], for the files being closed only: their remaining lines.
+    pub fn poll_closed(&mut self, mut line: impl FnMut(&str, &str)) {
+        for f in self.files.iter_mut().filter(|f| f.closing) {
+            f.read(&mut line);
         }
         self.files.retain(|f| !f.closing);
     }
@@ -97,5 +130,42 @@ mod tests {
         t.poll(|s, l| seen.push(format!("{s}: {l}")));
         assert_eq!(seen, ["train/0: one", "train/0: two", "train/0: three"]);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn closing_one_file_reads_only_that_one() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (a, b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+        let mut t = Tailer::default();
+        // followed before it exists: read from its start once it does
+        t.follow(a.clone(), "a".into(), 0);
+        t.follow(b.clone(), "b".into(), 0);
+        std::fs::write(&a, "a1\na2").expect("write a");
+        std::fs::write(&b, "b1\n").expect("write b");
+        let mut seen = Vec::new();
+        t.close(&a);
+        t.poll_closed(|s, l| seen.push(format!("{s}: {l}")));
+        assert_eq!(seen, ["a: a1", "a: a2"]);
+        assert!(!t.is_empty(), "b is still followed");
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&b)
+            .expect("open b");
+        writeln!(file, "b2").expect("write");
+        t.poll(|s, l| seen.push(format!("{s}: {l}")));
+        assert_eq!(seen, ["a: a1", "a: a2", "b: b1", "b: b2"]);
+    }
+
+    #[test]
+    fn starts_at_the_offset_and_splits_overlong_lines() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("a.log");
+        let long = "x".repeat(MAX_LINE + 1);
+        std::fs::write(&path, format!("skipped\n{long}")).expect("write");
+        let mut t = Tailer::default();
+        t.follow(path, "a".into(), "skipped\n".len() as u64);
+        let mut seen = Vec::new();
+        t.poll(|_, l| seen.push(l.len()));
+        assert_eq!(seen, [MAX_LINE + 1]);
     }
 }
