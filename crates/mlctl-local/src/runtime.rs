@@ -1579,6 +1579,7 @@ impl Dispatcher<'_> {
                 } else if let Some(task::Recorded::StartError(message)) = recorded {
                     self.fail_attempt(task, Outcome::Error, "FailedToStart", message);
                 } else if !exit.success() {
+                    let (rank, exit) = self.first_failure(task, rank, exit);
                     let job = self.tasks[task].spec.job.clone();
                     let workers = self.tasks[task].spec.workers;
                     let who = if workers > 1 {
@@ -1679,6 +1680,40 @@ impl Dispatcher<'_> {
     }
 
     /// Records the first failure of the current attempt and stops its workers.
+    /// The worker of the current attempt that failed first: `rank` (whose failed exit is being
+    /// handled) or one whose shim already recorded an earlier failure that the dispatcher has
+    /// not seen yet. Exits of a gang arrive in any order on a busy machine, and the first
+    /// failure is the cause (the others fail because their peer is gone).
+    fn first_failure(&self, task: usize, rank: u32, exit: Exit) -> (u32, Exit) {
+        let Some(a) = self.tasks[task].attempt.as_ref() else {
+            return (rank, exit);
+        };
+        if self.rt.shim.is_none() || a.failure.is_some() {
+            return (rank, exit);
+        }
+        let ended = |r: u32| {
+            std::fs::metadata(a.dirs.status(r))
+                .and_then(|m| m.modified())
+                .ok()
+        };
+        let mut first = (ended(rank), rank, exit);
+        for p in a
+            .procs
+            .iter()
+            .filter(|p| p.sidecar.is_none() && p.exit.is_none() && p.rank != rank)
+        {
+            if let Some(task::Recorded::Exit(e)) = task::read_status(&a.dirs.status(p.rank))
+                && !e.success()
+            {
+                let at = ended(p.rank);
+                if at.is_some() && (first.0.is_none() || at < first.0) {
+                    first = (at, p.rank, e);
+                }
+            }
+        }
+        (first.1, first.2)
+    }
+
     fn fail_attempt(
         &mut self,
         index: usize,
