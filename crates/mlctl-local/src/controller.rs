@@ -386,6 +386,11 @@ pub fn data_task(
             argv.push(script.to_string());
             argv.extend(args);
             env.push(("PYSPARK_PYTHON".into(), "python3".into()));
+            // the driver, its block manager and the web UI listen on loopback only (Spark's
+            // default is every interface), unless the spec says otherwise
+            if !env.iter().any(|(k, _)| k == "SPARK_LOCAL_IP") {
+                env.push(("SPARK_LOCAL_IP".into(), "127.0.0.1".into()));
+            }
             (argv, Vec::new())
         }
         Engine::Dask => {

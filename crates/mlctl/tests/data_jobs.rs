@@ -69,4 +69,11 @@ fn a_spark_job_runs_with_spark_submit_on_a_local_master() {
         "{}",
         text(&out)
     );
+    // the driver and its web UI listen on loopback only (Spark's own log lines say where)
+    assert!(
+        text(&out).contains("Start Jetty 127.0.0.1:")
+            && !text(&out).contains("Start Jetty 0.0.0.0"),
+        "{}",
+        text(&out)
+    );
 }
