@@ -126,7 +126,10 @@ def main() -> int:
         print(f"rank {rank}/{world}: rendezvous done", flush=True)
         if rank == args.fail_rank and not (args.fail_once and marker_exists(args.fail_once)):
             print(f"rank {rank}/{world}: failing on purpose (--fail-rank)", flush=True)
-            return 3
+            # end at once, as a crashing worker does: its connections close as it exits, not
+            # before (a normal return closes them first, and the peers, which then fail, could
+            # be seen failing before this rank has finished exiting)
+            os._exit(3)
         if rank == args.hang_rank:
             print(f"rank {rank}/{world}: hanging on purpose (--hang-rank)", flush=True)
             while True:
