@@ -17,12 +17,7 @@ use support::{Env, Load, free_port, http, repo, text, wait_until};
 
 /// The running service's row of `mlctl get services -o json`.
 fn service(env: &Env) -> Value {
-    let services = env.json(&["get", "services"]);
-    services
-        .as_array()
-        .and_then(|s| s.iter().find(|s| s["phase"] == "Running"))
-        .cloned()
-        .unwrap_or_else(|| panic!("no running service in {services}"))
+    env.running_service().expect("a running service")
 }
 
 /// Cancels the service's run when the test ends, passed or failed: the service outlives
@@ -67,14 +62,17 @@ fn the_quickstart_trains_deploys_serves_and_rolls_out_a_retrained_model() {
     let model = status["model"].as_str().expect("model").to_string();
     assert!(Path::new(&model).is_file(), "{model}");
 
-    let client = repo().join("crates/mlctl/tests/quickstart/client.py");
-    let out = Command::new("python3")
-        .arg(&client)
-        .arg(format!("127.0.0.1:{port}"))
-        .arg(&model)
-        .output()
-        .expect("python3 runs");
-    assert!(out.status.success(), "{}", text(&out));
+    // the real clients ask the service, and check its answers against the model file
+    let ask = |model: &str| {
+        let out = Command::new("python3")
+            .arg(repo().join("crates/mlctl/tests/quickstart/client.py"))
+            .arg(format!("127.0.0.1:{port}"))
+            .arg(model)
+            .output()
+            .expect("python3 runs");
+        assert!(out.status.success(), "{}", text(&out));
+    };
+    ask(&model);
 
     // retrain with more epochs while clients keep asking: the new model replaces the old one
     // replica by replica, and no request fails
@@ -100,17 +98,10 @@ fn the_quickstart_trains_deploys_serves_and_rolls_out_a_retrained_model() {
     assert_eq!(second["run"], first["run"], "the same service was updated");
     let retrained = second["status"]["model"].as_str().expect("model");
     assert_ne!(retrained, model, "the retrained model is served");
-    let out = Command::new("python3")
-        .arg(&client)
-        .arg(format!("127.0.0.1:{port}"))
-        .arg(retrained)
-        .output()
-        .expect("python3 runs");
-    assert!(out.status.success(), "{}", text(&out));
+    ask(retrained);
 
     // the service runs until cancelled
-    let out = env.mlctl().args(["cancel", &run]).output().expect("cancel");
-    assert!(out.status.success(), "{}", text(&out));
+    env.cancel(&run);
     wait_until("the service stopped", Duration::from_secs(30), || {
         http(port, "GET", "/v2/health/ready", "").is_err()
     });

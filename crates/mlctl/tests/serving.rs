@@ -73,10 +73,7 @@ spec:
 
 /// The service's stored state, from `mlctl get services -o json`.
 fn status(env: &Env) -> Value {
-    let services = env.json(&["get", "services"]);
-    services
-        .as_array()
-        .and_then(|s| s.iter().find(|s| s["phase"] == "Running"))
+    env.running_service()
         .map(|s| s["status"].clone())
         .unwrap_or(Value::Null)
 }
@@ -168,8 +165,7 @@ fn replicas_are_balanced_autoscaled_and_replaced_without_failed_requests() {
         .as_str()
         .unwrap()
         .to_string();
-    let out = env.mlctl().args(["cancel", &run_id]).output().unwrap();
-    assert!(out.status.success(), "{}", support::text(&out));
+    env.cancel(&run_id);
     let status = run.wait().expect("mlctl run ends");
     assert_eq!(status.code(), Some(1), "a cancelled run is not a success");
     assert!(get(port, "/predict").is_err(), "the balancer still listens");
@@ -251,8 +247,7 @@ spec:
         .as_str()
         .unwrap()
         .to_string();
-    let out = env.mlctl().args(["cancel", &run_id]).output().unwrap();
-    assert!(out.status.success(), "{}", support::text(&out));
+    env.cancel(&run_id);
     run.wait().expect("mlctl run ends");
 }
 

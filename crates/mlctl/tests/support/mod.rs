@@ -101,6 +101,21 @@ impl Env {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// The running InferenceService's row of `mlctl get services -o json`, if there is one.
+    pub fn running_service(&self) -> Option<Value> {
+        let services = self.json(&["get", "services"]);
+        services
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["phase"] == "Running"))
+            .cloned()
+    }
+
+    /// `mlctl cancel RUN`, which must succeed.
+    pub fn cancel(&self, run: &str) {
+        let out = self.mlctl().args(["cancel", run]).output().expect("cancel");
+        assert!(out.status.success(), "{}", text(&out));
+    }
+
     pub fn spawn_run(&self, args: &[&str]) -> Child {
         self.mlctl()
             .arg("run")
