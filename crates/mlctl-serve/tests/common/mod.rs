@@ -137,15 +137,14 @@ fn case(
     status: u16,
     contains: &str,
 ) -> Case {
-    Case {
+    raw(
         what,
         method,
-        path: path.to_owned(),
-        headers: Vec::new(),
-        body: body.to_string().into_bytes(),
+        path,
+        body.to_string().as_bytes(),
         status,
-        contains: contains.to_owned(),
-    }
+        contains,
+    )
 }
 
 fn raw(
