@@ -92,6 +92,19 @@ async fn wait_until(what: &str, probe: impl Fn() -> bool) {
 }
 
 impl Running {
+    /// POSTs an inference request in the binary tensor extension: the JSON header, then the
+    /// tensors' bytes.
+    async fn infer_binary(&self, path: &str, header: &Value, blob: &[u8]) -> Answer {
+        let (body, len) = binary_body(header, blob);
+        self.send(
+            "POST",
+            path,
+            &[("Inference-Header-Content-Length", len.to_string())],
+            body,
+        )
+        .await
+    }
+
     async fn send(
         &self,
         method: &str,
@@ -275,14 +288,8 @@ async fn binary_tensor_data_in_and_out() {
         "inputs": [{"name": "input", "datatype": "FP32", "shape": [e.rows, 16], "parameters": {"binary_data_size": blob.len()}}],
         "parameters": {"binary_data_output": true},
     });
-    let (body, len) = binary_body(&header, &blob);
     let answer = server
-        .send(
-            "POST",
-            "/v2/models/mlp/infer",
-            &[("Inference-Header-Content-Length", len.to_string())],
-            body.clone(),
-        )
+        .infer_binary("/v2/models/mlp/infer", &header, &blob)
         .await;
     assert_eq!(answer.status, 200, "{:?}", answer.body);
     assert_eq!(
@@ -312,14 +319,8 @@ async fn binary_tensor_data_in_and_out() {
         "outputs": [{"name": "output", "parameters": {"binary_data": false}}],
         "parameters": {"binary_data_output": true},
     });
-    let (body, len) = binary_body(&header, &blob);
     let answer = server
-        .send(
-            "POST",
-            "/v2/models/mlp/infer",
-            &[("Inference-Header-Content-Length", len.to_string())],
-            body,
-        )
+        .infer_binary("/v2/models/mlp/infer", &header, &blob)
         .await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.header_length, None);
