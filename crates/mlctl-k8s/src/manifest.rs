@@ -504,13 +504,7 @@ fn argo_containers<'a>(root: &'a Node, spec: FieldPath, out: &mut Vec<Container<
             }
         }
         for (field, init) in [("initContainers", true), ("sidecars", false)] {
-            for (j, node) in t
-                .get(field)
-                .and_then(Node::as_seq)
-                .unwrap_or_default()
-                .iter()
-                .enumerate()
-            {
+            for (j, node) in t.seq(field).iter().enumerate() {
                 out.push(Container {
                     path: tpath.key(field).index(j),
                     node,
@@ -545,16 +539,10 @@ pub fn selector_matches(selector: &Node, labels: &[(&str, &str)]) -> bool {
             return false;
         }
     }
-    for expr in selector
-        .get("matchExpressions")
-        .and_then(Node::as_seq)
-        .unwrap_or_default()
-    {
+    for expr in selector.seq("matchExpressions") {
         let key = expr.get("key").and_then(Node::as_str).unwrap_or("");
         let values: Vec<String> = expr
-            .get("values")
-            .and_then(Node::as_seq)
-            .unwrap_or_default()
+            .seq("values")
             .iter()
             .filter_map(|n| n.scalar_text().map(|s| s.into_owned()))
             .collect();

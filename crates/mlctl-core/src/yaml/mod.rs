@@ -167,6 +167,12 @@ impl Node {
         }
     }
 
+    /// The items of the sequence under `key` of this mapping: none when the key is absent or
+    /// its value is not a sequence.
+    pub fn seq(&self, key: &str) -> &[Node] {
+        self.get(key).and_then(Node::as_seq).unwrap_or_default()
+    }
+
     /// The scalar as text (strings as they are, numbers and booleans as YAML writes them).
     pub fn scalar_text(&self) -> Option<Cow<'_, str>> {
         match &self.value {

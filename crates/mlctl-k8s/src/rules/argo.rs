@@ -29,13 +29,7 @@ struct Templates<'a> {
 impl<'a> Templates<'a> {
     fn of(spec: &'a Node) -> Self {
         let mut by_name = BTreeMap::new();
-        for (i, t) in spec
-            .get("templates")
-            .and_then(Node::as_seq)
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-        {
+        for (i, t) in spec.seq("templates").iter().enumerate() {
             if let Some(name) = t.get("name").and_then(Node::as_str) {
                 by_name.insert(name, (i, t));
             }
@@ -54,21 +48,9 @@ fn invocations<'a>(
     spec: &'a Node,
 ) -> Vec<(FieldPath, usize, &'a str, &'a Node)> {
     let mut out = Vec::new();
-    for (i, t) in spec
-        .get("templates")
-        .and_then(Node::as_seq)
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
+    for (i, t) in spec.seq("templates").iter().enumerate() {
         let tpath = spec_path.key("templates").index(i);
-        for (g, group) in t
-            .get("steps")
-            .and_then(Node::as_seq)
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-        {
+        for (g, group) in t.seq("steps").iter().enumerate() {
             for (s, step) in group.as_seq().unwrap_or_default().iter().enumerate() {
                 let name = step.get("name").and_then(Node::as_str).unwrap_or("");
                 out.push((tpath.key("steps").index(g).index(s), i, name, step));
@@ -182,20 +164,12 @@ pub fn undefined_task(ctx: &Ctx<'_>, e: &mut Emitter<'_>) {
         let Some((spec_path, spec)) = workflow_spec(obj) else {
             continue;
         };
-        for (i, t) in spec
-            .get("templates")
-            .and_then(Node::as_seq)
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-        {
+        for (i, t) in spec.seq("templates").iter().enumerate() {
             let tpath = spec_path.key("templates").index(i);
             let (kind, body, names): (&str, &Node, BTreeSet<&str>) = if let Some(dag) = t.get("dag")
             {
                 let names = dag
-                    .get("tasks")
-                    .and_then(Node::as_seq)
-                    .unwrap_or_default()
+                    .seq("tasks")
                     .iter()
                     .filter_map(|t| t.get("name").and_then(Node::as_str))
                     .collect();
@@ -231,21 +205,9 @@ pub fn undefined_task(ctx: &Ctx<'_>, e: &mut Emitter<'_>) {
                 );
             };
             if kind == "tasks" {
-                for (k, task) in body
-                    .get("tasks")
-                    .and_then(Node::as_seq)
-                    .unwrap_or_default()
-                    .iter()
-                    .enumerate()
-                {
+                for (k, task) in body.seq("tasks").iter().enumerate() {
                     let kpath = body_path.key("tasks").index(k);
-                    for (d, dep) in task
-                        .get("dependencies")
-                        .and_then(Node::as_seq)
-                        .unwrap_or_default()
-                        .iter()
-                        .enumerate()
-                    {
+                    for (d, dep) in task.seq("dependencies").iter().enumerate() {
                         if let Some(dep) = dep.as_str()
                             && !names.contains(dep)
                         {
@@ -300,13 +262,7 @@ pub fn undeclared_output(ctx: &Ctx<'_>, e: &mut Emitter<'_>) {
         let templates = Templates::of(spec);
         // step/task name -> its template, per calling template
         let calls = invocations(&spec_path, spec);
-        for (i, t) in spec
-            .get("templates")
-            .and_then(Node::as_seq)
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-        {
+        for (i, t) in spec.seq("templates").iter().enumerate() {
             let tpath = spec_path.key("templates").index(i);
             let tname = t.get("name").and_then(Node::as_str).unwrap_or("");
             let mut exprs = Vec::new();

@@ -157,10 +157,7 @@ pub fn vpa_gpu(ctx: &Ctx<'_>, e: &mut Emitter<'_>) {
             .unwrap_or_default();
         for (i, p) in policies.iter().enumerate() {
             let base = FieldPath::parse("spec.resourcePolicy.containerPolicies").index(i);
-            let controlled = p
-                .get("controlledResources")
-                .and_then(Node::as_seq)
-                .unwrap_or_default();
+            let controlled = p.seq("controlledResources");
             for (j, r) in controlled.iter().enumerate() {
                 if let Some(name) = r.as_str().filter(|n| is_gpu_resource(n)) {
                     e.report(

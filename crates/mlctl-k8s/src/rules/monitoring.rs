@@ -164,13 +164,7 @@ pub fn histogram_quantile(ctx: &Ctx<'_>, e: &mut Emitter<'_>) {
             .iter()
             .enumerate()
         {
-            for (r, rule) in group
-                .get("rules")
-                .and_then(Node::as_seq)
-                .unwrap_or_default()
-                .iter()
-                .enumerate()
-            {
+            for (r, rule) in group.seq("rules").iter().enumerate() {
                 if let Some(expr) = rule.get("expr").and_then(|n| n.scalar_text()) {
                     let path = FieldPath::parse("spec.groups")
                         .index(g)

@@ -364,7 +364,7 @@ pub fn namespace_name_label(ctx: &Ctx<'_>, e: &mut Emitter<'_>) {
                 .and_then(Node::as_seq)
                 .unwrap_or_default();
             for (i, r) in rules.iter().enumerate() {
-                let peers = r.get(dir.1).and_then(Node::as_seq).unwrap_or_default();
+                let peers = r.seq(dir.1);
                 for (j, peer) in peers.iter().enumerate() {
                     let Some(value) = peer
                         .at(&FieldPath::parse("namespaceSelector.matchLabels.name"))

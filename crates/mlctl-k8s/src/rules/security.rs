@@ -68,13 +68,7 @@ fn baseline_violations(pod: &PodTemplate<'_>) -> Vec<(FieldPath, String)> {
             ));
         }
     }
-    for (i, v) in pod
-        .get("volumes")
-        .and_then(Node::as_seq)
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
+    for (i, v) in pod.spec.seq("volumes").iter().enumerate() {
         if v.get("hostPath").is_some() {
             out.push((
                 pod.path.key("volumes").index(i),
@@ -108,14 +102,7 @@ fn baseline_violations(pod: &PodTemplate<'_>) -> Vec<(FieldPath, String)> {
                 ));
             }
         }
-        for (j, p) in c
-            .node
-            .get("ports")
-            .and_then(Node::as_seq)
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-        {
+        for (j, p) in c.node.seq("ports").iter().enumerate() {
             if p.get("hostPort")
                 .and_then(|h| h.scalar_text())
                 .is_some_and(|h| h != "0")
@@ -132,13 +119,7 @@ fn baseline_violations(pod: &PodTemplate<'_>) -> Vec<(FieldPath, String)> {
 
 fn restricted_violations(pod: &PodTemplate<'_>) -> Vec<(FieldPath, String)> {
     let mut out = Vec::new();
-    for (i, v) in pod
-        .get("volumes")
-        .and_then(Node::as_seq)
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
+    for (i, v) in pod.spec.seq("volumes").iter().enumerate() {
         if let Some(kind) = v
             .as_map()
             .and_then(|m| m.iter().find(|e| e.key != "name").map(|e| e.key.as_str()))
@@ -381,13 +362,7 @@ pub fn exposed_dashboard(ctx: &Ctx<'_>, e: &mut Emitter<'_>) {
             .flat_map(|p| p.containers())
             .flat_map(|c| unauthenticated(c.image()).iter().copied())
             .collect();
-        for (i, port) in spec
-            .get("ports")
-            .and_then(Node::as_seq)
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-        {
+        for (i, port) in spec.seq("ports").iter().enumerate() {
             let target = port
                 .get("targetPort")
                 .or_else(|| port.get("port"))

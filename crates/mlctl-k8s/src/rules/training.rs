@@ -267,9 +267,8 @@ pub fn dev_shm_missing(ctx: &Ctx<'_>, e: &mut Emitter<'_>) {
         };
         for pod in obj.pod_templates() {
             let memory_volumes: Vec<&str> = pod
-                .get("volumes")
-                .and_then(Node::as_seq)
-                .unwrap_or_default()
+                .spec
+                .seq("volumes")
                 .iter()
                 .filter(|v| {
                     v.at(&FieldPath::parse("emptyDir.medium"))
@@ -290,18 +289,12 @@ pub fn dev_shm_missing(ctx: &Ctx<'_>, e: &mut Emitter<'_>) {
                 if !(gpu || distributed) {
                     continue;
                 }
-                let has_shm = c
-                    .node
-                    .get("volumeMounts")
-                    .and_then(Node::as_seq)
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|m| {
-                        m.get("mountPath").and_then(Node::as_str) == Some("/dev/shm")
-                            && m.get("name")
-                                .and_then(Node::as_str)
-                                .is_some_and(|n| memory_volumes.contains(&n))
-                    });
+                let has_shm = c.node.seq("volumeMounts").iter().any(|m| {
+                    m.get("mountPath").and_then(Node::as_str) == Some("/dev/shm")
+                        && m.get("name")
+                            .and_then(Node::as_str)
+                            .is_some_and(|n| memory_volumes.contains(&n))
+                });
                 if !has_shm {
                     e.report(
                         obj,
