@@ -26,8 +26,8 @@
 //! Not here: health checks (the service controller sets readiness), timeouts on slow backends
 //! (liveness probes restart them), protocol upgrades and HTTP/2.
 
+use crate::error_chain;
 use std::convert::Infallible;
-use std::error::Error as StdError;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
@@ -677,17 +677,6 @@ fn error_response(status: StatusCode, message: &str) -> Response<RespBody> {
 }
 
 /// `error` and its causes, "outer: inner: innermost".
-fn error_chain(error: &(dyn StdError + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 fn backend_request(
     method: &Method,
     authority: &Authority,

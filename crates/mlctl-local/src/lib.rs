@@ -12,9 +12,22 @@ pub mod home;
 pub mod lb;
 pub mod process;
 pub mod pyenv;
+pub mod reaper;
 pub mod runtime;
 pub mod schedsync;
 pub mod service;
 pub mod store;
 pub mod tail;
 pub mod task;
+
+/// An error and its causes, on one line.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -6,7 +6,9 @@
 //! a recovering mlctl never signals an unrelated process that reused a pid.
 
 use std::fs::OpenOptions;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -14,7 +16,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
 /// What to start.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ProcSpec {
     /// The program and its arguments.
     pub argv: Vec<String>,
@@ -41,6 +43,9 @@ pub enum SpawnError {
         #[source]
         source: std::io::Error,
     },
+    /// The reaper could not start it (the message says why).
+    #[error("{0}")]
+    Reaper(String),
     /// The program could not be started (not found, not executable, bad directory).
     #[error("failed to start `{program}` in {cwd}")]
     Start {
@@ -55,18 +60,27 @@ pub enum SpawnError {
 }
 
 /// A started process.
-#[derive(Debug)]
 pub struct Started {
     /// Its pid, which is also its process group id.
     pub pid: u32,
     /// Its start time in clock ticks since boot (0 if unknown).
     pub start_time: u64,
-    /// The handle to wait on.
-    pub child: tokio::process::Child,
+    /// How it ends.
+    pub ended: Pin<Box<dyn Future<Output = Exit> + Send>>,
 }
 
-/// Starts a process in a new process group. Must be called inside a tokio runtime.
-pub fn spawn(spec: &ProcSpec) -> Result<Started, SpawnError> {
+impl std::fmt::Debug for Started {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Started")
+            .field("pid", &self.pid)
+            .field("start_time", &self.start_time)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The command that starts `spec` in a new process group, its output appended to its log
+/// (opened here, its directory created).
+pub fn command(spec: &ProcSpec) -> Result<std::process::Command, SpawnError> {
     let (program, args) = spec.argv.split_first().ok_or(SpawnError::EmptyCommand)?;
     let log_err = |source| SpawnError::Log {
         path: spec.log.clone(),
@@ -81,26 +95,40 @@ pub fn spawn(spec: &ProcSpec) -> Result<Started, SpawnError> {
         .open(&spec.log)
         .map_err(log_err)?;
     let err = out.try_clone().map_err(log_err)?;
-    let child = tokio::process::Command::new(program)
+    let mut command = std::process::Command::new(program);
+    command
         .args(args)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&spec.cwd)
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
-        .process_group(0)
+        .process_group(0);
+    Ok(command)
+}
+
+/// Why `spec` did not start, from the error of spawning its command.
+pub fn start_error(spec: &ProcSpec, source: std::io::Error) -> SpawnError {
+    SpawnError::Start {
+        program: spec.argv.first().cloned().unwrap_or_default(),
+        cwd: spec.cwd.clone(),
+        source,
+    }
+}
+
+/// Starts a process in a new process group. Must be called inside a tokio runtime.
+pub fn spawn(spec: &ProcSpec) -> Result<Started, SpawnError> {
+    let mut child = tokio::process::Command::from(command(spec)?)
         .kill_on_drop(false)
         .spawn()
-        .map_err(|source| SpawnError::Start {
-            program: program.clone(),
-            cwd: spec.cwd.clone(),
-            source,
-        })?;
+        .map_err(|source| start_error(spec, source))?;
     let pid = child.id().unwrap_or(0);
     Ok(Started {
         pid,
         start_time: start_time(pid).unwrap_or(0),
-        child,
+        ended: Box::pin(
+            async move { child.wait().await.map_or(Exit::Code(-1), Exit::from_status) },
+        ),
     })
 }
 
@@ -318,7 +346,7 @@ mod tests {
     #[tokio::test]
     async fn runs_argv_with_env_and_captures_output() {
         let dir = tempfile::tempdir().expect("tmp");
-        let mut started = spawn(&spec(
+        let started = spawn(&spec(
             dir.path(),
             &[
                 "sh",
@@ -328,8 +356,7 @@ mod tests {
         ))
         .expect("spawn");
         assert!(started.start_time > 0);
-        let status = started.child.wait().await.expect("wait");
-        assert_eq!(Exit::from_status(status), Exit::Code(3));
+        assert_eq!(started.ended.await, Exit::Code(3));
         let log = std::fs::read_to_string(dir.path().join("logs/out.log")).expect("log");
         let cwd = std::fs::canonicalize(dir.path()).expect("canon");
         assert_eq!(log, format!("hello {}\nerr\n", cwd.display()));
@@ -346,7 +373,7 @@ mod tests {
     async fn stop_group_kills_grandchildren_that_ignore_sigterm() {
         let dir = tempfile::tempdir().expect("tmp");
         // the child starts a grandchild that ignores SIGTERM, and ignores it itself
-        let mut started = spawn(&spec(
+        let started = spawn(&spec(
             dir.path(),
             &[
                 "sh",
@@ -366,8 +393,7 @@ mod tests {
         }
         assert!(group_alive(started.pid));
         stop_group(started.pid, Duration::from_millis(200)).await;
-        let status = started.child.wait().await.expect("wait");
-        assert_eq!(Exit::from_status(status), Exit::Signal(9));
+        assert_eq!(started.ended.await, Exit::Signal(9));
         assert!(!group_alive(started.pid), "no member of the group survives");
     }
 

@@ -26,9 +26,11 @@ use tokio::sync::mpsc;
 use crate::controller::{
     self, Command, Controller, JobHistory, JobResult, RunContext, RunOptions, RunPhase,
 };
+use crate::error_chain;
 use crate::gpu::{self, Declared};
 use crate::home::{Home, HomeError};
 use crate::process::{self, Exit};
+use crate::reaper::{self, Reaper};
 use crate::schedsync::{SchedSync, SyncError};
 use crate::store::{NewRun, Store, StoreError};
 use crate::tail::Tailer;
@@ -136,7 +138,8 @@ pub struct Runtime {
     sync: SchedSync,
     grace: Duration,
     gpu_note: Option<String>,
-    shim: Option<PathBuf>,
+    exe: Option<PathBuf>,
+    reaper: Option<Reaper>,
 }
 
 fn now() -> f64 {
@@ -230,15 +233,17 @@ impl Runtime {
             sync: SchedSync::new(owner, node),
             grace: Duration::from_secs(10),
             gpu_note,
-            shim: None,
+            exe: None,
+            reaper: None,
         })
     }
 
-    /// Runs every worker under `shim` (the path of an mlctl executable, whose `__exec` records
-    /// how the worker ended), so that recovery knows the workers that ended while no mlctl
-    /// watched them.
-    pub fn set_shim(&mut self, shim: PathBuf) {
-        self.shim = Some(shim);
+    /// Sets the mlctl executable `exe`: model servers and deploy steps run it, and every worker
+    /// is started by its reaper (`exe __reaper`), which records how each ended, so that
+    /// recovery knows the workers that ended while no mlctl watched them.
+    pub fn set_exe(&mut self, exe: PathBuf) {
+        self.reaper = Some(Reaper::new(exe.clone()));
+        self.exe = Some(exe);
     }
 
     /// Sets the time workers get between SIGTERM and SIGKILL (default 10s).
@@ -439,7 +444,7 @@ impl Runtime {
     }
 
     /// Settles an attempt whose mlctl died: workers still running are killed and the attempt is
-    /// lost, unless every worker had ended and its shim recorded how — then the attempt ended
+    /// lost, unless every worker had ended and its reaper recorded how — then the attempt ended
     /// that way (so a step that succeeded is not run again).
     fn recover_attempt(
         &mut self,
@@ -454,19 +459,19 @@ impl Runtime {
             .job(attempt.job_id)?
             .map_or(1, |j| j.workers.max(1));
         // a worker may have been started without being recorded (mlctl killed in between):
-        // its shim's pid file tells
-        let mut ended = attempt.started_at.is_some() || dirs.root.join("status").exists();
+        // its status file tells (workers start once the working directory is prepared)
+        let mut ended = attempt.started_at.is_some() || dirs.work.exists();
         let mut failure: Option<String> = None;
         // workers are ranks 0..workers; sidecars are numbered after them
         let mut ranks: std::collections::BTreeSet<u32> = (0..workers).collect();
         ranks.extend(processes.iter().map(|p| p.rank));
-        for entry in std::fs::read_dir(dirs.root.join("status"))
+        for entry in std::fs::read_dir(&dirs.root)
             .into_iter()
             .flatten()
             .flatten()
         {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(rank) = name.strip_suffix(".pid").and_then(|r| r.parse().ok()) {
+            if let Some(rank) = name.strip_suffix(".status").and_then(|r| r.parse().ok()) {
                 ranks.insert(rank);
             }
         }
@@ -477,7 +482,7 @@ impl Runtime {
                 for (pid, start_time) in row
                     .map(|p| (p.pid, p.start_time))
                     .into_iter()
-                    .chain(task::read_shim_pid(&dirs, rank))
+                    .chain(reaper::read_pid(&dirs.status(rank)))
                 {
                     if process::is_alive(pid, start_time) {
                         let _ = process::signal_group(pid, Signal::SIGKILL);
@@ -502,7 +507,7 @@ impl Runtime {
             let candidates = row
                 .map(|p| (p.pid, p.start_time))
                 .into_iter()
-                .chain(task::read_shim_pid(&dirs, rank));
+                .chain(reaper::read_pid(&dirs.status(rank)));
             let mut running = false;
             for (pid, start_time) in candidates {
                 if process::is_alive(pid, start_time) {
@@ -510,20 +515,16 @@ impl Runtime {
                     running = true;
                 }
             }
-            let end = match (running, task::read_status(&dirs.status(rank))) {
+            let end = match (running, reaper::read_status(&dirs.status(rank))) {
                 (true, _) | (false, None) => {
                     ended = false;
                     "lost".to_string()
                 }
-                (false, Some(task::Recorded::Exit(exit))) => {
+                (false, Some(exit)) => {
                     if !exit.success() {
                         failure.get_or_insert_with(|| format!("worker {rank} ended with {exit}"));
                     }
                     exit.to_string()
-                }
-                (false, Some(task::Recorded::StartError(message))) => {
-                    failure.get_or_insert(message);
-                    "not started".to_string()
                 }
             };
             if let Some(p) = row {
@@ -816,7 +817,7 @@ impl Dispatcher<'_> {
             overrides: &overrides,
             history: &history,
             options: &options,
-            exe: self.rt.shim.as_deref(),
+            exe: self.rt.exe.as_deref(),
         });
         let run_index = self.runs.len();
         match controller {
@@ -1346,7 +1347,7 @@ impl Dispatcher<'_> {
             &spec,
             &dirs,
             placement,
-            self.rt.shim.as_deref(),
+            self.rt.reaper.as_ref(),
         ) {
             Ok(started) => {
                 self.track(index, started, spec.workers)?;
@@ -1417,7 +1418,7 @@ impl Dispatcher<'_> {
             &spec,
             &dirs,
             placement,
-            self.rt.shim.as_deref(),
+            self.rt.reaper.as_ref(),
         ) {
             Ok(started) => {
                 let where_ = if gpus.is_empty() {
@@ -1482,7 +1483,7 @@ impl Dispatcher<'_> {
                 })
                 .flatten();
             let log = match &sidecar {
-                Some(name) => a.dirs.root.join("logs").join(format!("{name}.log")),
+                Some(name) => a.dirs.sidecar_log(name),
                 None => a.dirs.log(rank),
             };
             let row = self.rt.store.insert_process(
@@ -1510,12 +1511,9 @@ impl Dispatcher<'_> {
             });
             let tx = self.tx.clone();
             let attempt = a.number;
-            let mut child = s.child;
+            let ended = s.ended;
             tokio::spawn(async move {
-                let exit = match child.wait().await {
-                    Ok(status) => Exit::from_status(status),
-                    Err(_) => Exit::Code(-1),
-                };
+                let exit = ended.await;
                 let _ = tx.send(Ev::Exited {
                     task: index,
                     attempt,
@@ -1542,16 +1540,7 @@ impl Dispatcher<'_> {
                 let Some(p) = a.procs.iter_mut().find(|p| p.rank == rank) else {
                     return Ok(());
                 };
-                // under the shim, its record is the worker's own ending
-                let recorded = self
-                    .rt
-                    .shim
-                    .as_ref()
-                    .and_then(|_| task::read_status(&a.dirs.status(rank)));
-                let exit = match &recorded {
-                    Some(task::Recorded::Exit(e)) => *e,
-                    _ => exit,
-                };
+
                 p.exit = Some(exit);
                 let (row, log, sidecar) = (p.row, p.log.clone(), p.sidecar.clone());
                 self.rt
@@ -1576,8 +1565,6 @@ impl Dispatcher<'_> {
                             format!("{name} of {job} ended with {exit} before the job did"),
                         );
                     }
-                } else if let Some(task::Recorded::StartError(message)) = recorded {
-                    self.fail_attempt(task, Outcome::Error, "FailedToStart", message);
                 } else if !exit.success() {
                     let (rank, exit) = self.first_failure(task, rank, exit);
                     let job = self.tasks[task].spec.job.clone();
@@ -1681,14 +1668,14 @@ impl Dispatcher<'_> {
 
     /// Records the first failure of the current attempt and stops its workers.
     /// The worker of the current attempt that failed first: `rank` (whose failed exit is being
-    /// handled) or one whose shim already recorded an earlier failure that the dispatcher has
+    /// handled) or one whose reaper already recorded an earlier failure that the dispatcher has
     /// not seen yet. Exits of a gang arrive in any order on a busy machine, and the first
     /// failure is the cause (the others fail because their peer is gone).
     fn first_failure(&self, task: usize, rank: u32, exit: Exit) -> (u32, Exit) {
         let Some(a) = self.tasks[task].attempt.as_ref() else {
             return (rank, exit);
         };
-        if self.rt.shim.is_none() || a.failure.is_some() {
+        if self.rt.reaper.is_none() || a.failure.is_some() {
             return (rank, exit);
         }
         let ended = |r: u32| {
@@ -1702,7 +1689,7 @@ impl Dispatcher<'_> {
             .iter()
             .filter(|p| p.sidecar.is_none() && p.exit.is_none() && p.rank != rank)
         {
-            if let Some(task::Recorded::Exit(e)) = task::read_status(&a.dirs.status(p.rank))
+            if let Some(e) = reaper::read_status(&a.dirs.status(p.rank))
                 && !e.success()
             {
                 let at = ended(p.rank);
@@ -2088,17 +2075,6 @@ impl Dispatcher<'_> {
             }
         }
     }
-}
-
-/// An error and its causes, on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        message.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    message
 }
 
 /// Waits until every port accepts a connection on the loopback interface.

@@ -9,7 +9,8 @@ use mlctl_core::sched::{Placement, PodRequest};
 use mlctl_core::spec::common::Retries;
 
 use crate::home::Home;
-use crate::process::{self, Exit, ProcSpec, Started};
+use crate::process::{self, ProcSpec, Started};
+use crate::reaper::Reaper;
 
 /// What to run for one job.
 #[derive(Debug, Clone)]
@@ -130,40 +131,17 @@ impl AttemptDirs {
 
     /// The log file of worker `rank`.
     pub fn log(&self, rank: u32) -> PathBuf {
-        self.root.join("logs").join(format!("{rank}.log"))
+        self.root.join(format!("{rank}.log"))
     }
 
-    /// Where the shim writes how worker `rank` ended.
+    /// Where the reaper records worker `rank`: its pid, then how it ended.
     pub fn status(&self, rank: u32) -> PathBuf {
-        self.root.join("status").join(rank.to_string())
+        self.root.join(format!("{rank}.status"))
     }
-}
 
-/// How a worker ended, as its shim recorded it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Recorded {
-    /// It ran and ended so.
-    Exit(Exit),
-    /// It could not be started.
-    StartError(String),
-}
-
-/// Reads the pid file of the shim of worker `rank`: its pid and start time.
-pub fn read_shim_pid(dirs: &AttemptDirs, rank: u32) -> Option<(u32, u64)> {
-    let text = std::fs::read_to_string(format!("{}.pid", dirs.status(rank).display())).ok()?;
-    let (pid, start) = text.trim().split_once(' ')?;
-    Some((pid.parse().ok()?, start.parse().ok()?))
-}
-
-/// Reads a status file written by `mlctl __exec`.
-pub fn read_status(path: &Path) -> Option<Recorded> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let (kind, value) = text.trim().split_once(' ')?;
-    match kind {
-        "code" => value.parse().ok().map(|c| Recorded::Exit(Exit::Code(c))),
-        "signal" => value.parse().ok().map(|s| Recorded::Exit(Exit::Signal(s))),
-        "start-error" => Some(Recorded::StartError(value.to_string())),
-        _ => None,
+    /// The log file of the sidecar `name`.
+    pub fn sidecar_log(&self, name: &str) -> PathBuf {
+        self.root.join(format!("{name}.log"))
     }
 }
 
@@ -213,8 +191,8 @@ struct Prepared {
     env: Vec<(String, String)>,
 }
 
-/// Prepares the attempt's directories: the view of the project, outputs, status files and
-/// volumes. Idempotent.
+/// Prepares the attempt's directories: the view of the project, outputs and volumes.
+/// Idempotent.
 fn prepare(home: &Home, spec: &TaskSpec, dirs: &AttemptDirs) -> Result<Prepared, StartError> {
     let prepare = |path: &Path, r: std::io::Result<()>| {
         r.map_err(|source| StartError::Prepare {
@@ -227,8 +205,6 @@ fn prepare(home: &Home, spec: &TaskSpec, dirs: &AttemptDirs) -> Result<Prepared,
         process::make_view(&spec.spec_dir, &dirs.work, home.root()),
     )?;
     prepare(&dirs.outputs, std::fs::create_dir_all(&dirs.outputs))?;
-    let status_dir = dirs.root.join("status");
-    prepare(&status_dir, std::fs::create_dir_all(&status_dir))?;
     let cwd = match &spec.working_dir {
         Some(sub) => dirs.work.join(sub),
         None => dirs.work.clone(),
@@ -254,9 +230,9 @@ fn prepare(home: &Home, spec: &TaskSpec, dirs: &AttemptDirs) -> Result<Prepared,
 }
 
 /// Starts one process of an attempt (worker `rank`, or a sidecar numbered after the
-/// workers) under the shim when there is one.
+/// workers), through the reaper when there is one.
 fn spawn_one(
-    shim: Option<&Path>,
+    reaper: Option<&Reaper>,
     dirs: &AttemptDirs,
     rank: u32,
     argv: &[String],
@@ -264,27 +240,16 @@ fn spawn_one(
     cwd: &Path,
     log: PathBuf,
 ) -> Result<Started, process::SpawnError> {
-    let argv = match shim {
-        Some(shim) => {
-            let mut full = vec![
-                shim.display().to_string(),
-                "__exec".to_string(),
-                dirs.status(rank).display().to_string(),
-                "--parent".to_string(),
-                std::process::id().to_string(),
-                "--".to_string(),
-            ];
-            full.extend(argv.iter().cloned());
-            full
-        }
-        None => argv.to_vec(),
-    };
-    process::spawn(&ProcSpec {
-        argv,
+    let spec = ProcSpec {
+        argv: argv.to_vec(),
         env,
         cwd: cwd.to_path_buf(),
         log,
-    })
+    };
+    match reaper {
+        Some(reaper) => reaper.spawn(&spec, &dirs.status(rank)),
+        None => process::spawn(&spec),
+    }
 }
 
 fn gpus_of(placement: &Placement, rank: u32) -> Vec<(String, String)> {
@@ -301,14 +266,14 @@ fn gpus_of(placement: &Placement, rank: u32) -> Vec<(String, String)> {
 }
 
 /// Prepares the attempt's directories and starts every worker of `spec` on `placement`,
-/// each under `shim` (`mlctl __exec`) when given. On failure, workers already started are
+/// through `reaper` when given. On failure, workers already started are
 /// returned with the error so that they can be stopped.
 pub fn start(
     home: &Home,
     spec: &TaskSpec,
     dirs: &AttemptDirs,
     placement: &Placement,
-    shim: Option<&Path>,
+    reaper: Option<&Reaper>,
 ) -> Result<Vec<Started>, (Vec<Started>, StartError)> {
     let prepared = prepare(home, spec, dirs).map_err(|e| (Vec::new(), e))?;
     let master_port = match spec.master_port {
@@ -328,7 +293,7 @@ pub fn start(
         }
         env.extend(gpus_of(placement, rank));
         match spawn_one(
-            shim,
+            reaper,
             dirs,
             rank,
             &spec.argv,
@@ -350,7 +315,7 @@ pub fn start_sidecars(
     spec: &TaskSpec,
     dirs: &AttemptDirs,
     placement: &Placement,
-    shim: Option<&Path>,
+    reaper: Option<&Reaper>,
 ) -> Result<Vec<Started>, (Vec<Started>, StartError)> {
     let prepared = prepare(home, spec, dirs).map_err(|e| (Vec::new(), e))?;
     let mut started = Vec::new();
@@ -359,8 +324,8 @@ pub fn start_sidecars(
         let mut env = prepared.env.clone();
         env.extend(sidecar.env.iter().cloned());
         env.extend(gpus_of(placement, 0));
-        let log = dirs.root.join("logs").join(format!("{}.log", sidecar.name));
-        match spawn_one(shim, dirs, rank, &sidecar.argv, env, &prepared.cwd, log) {
+        let log = dirs.sidecar_log(&sidecar.name);
+        match spawn_one(reaper, dirs, rank, &sidecar.argv, env, &prepared.cwd, log) {
             Ok(s) => started.push(s),
             Err(source) => return Err((started, StartError::Spawn { rank, source })),
         }

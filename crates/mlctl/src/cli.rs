@@ -65,8 +65,8 @@ pub enum Command {
     ServeModel(cmd::serve_model::Args),
     #[command(name = "__supervise", hide = true)]
     Supervise(cmd::run::SuperviseArgs),
-    #[command(name = "__exec", hide = true)]
-    Exec(cmd::exec::Args),
+    #[command(name = "__reaper", hide = true)]
+    Reaper,
     #[command(name = "__deploy", hide = true)]
     Deploy(cmd::deploy::Args),
 }
@@ -92,8 +92,8 @@ pub fn main() -> ExitCode {
         Command::Cancel(args) => cmd::cancel::run(&args),
         Command::Resume(args) => cmd::resume::run(&args),
         Command::Supervise(args) => cmd::run::supervise(&args),
-        Command::Exec(args) => cmd::exec::run(&args),
         Command::Deploy(args) => cmd::deploy::run(&args),
+        Command::Reaper => Ok(mlctl_local::reaper::serve()),
         Command::Validate(args) => cmd::validate::run(&args),
         Command::Render(args) => cmd::render::run(&args),
         Command::Schema(args) => cmd::schema::run(&args),

@@ -56,11 +56,10 @@ pub fn home() -> Result<Home, Failure> {
 /// Opens the runtime for this process.
 pub fn open(machine: &MachineArgs) -> Result<Runtime, Failure> {
     let mut runtime = Runtime::open(home()?, &machine.options()).map_err(runtime_failure)?;
-    // workers run under `mlctl __exec`, which records how each ended
     let exe = std::env::current_exe()
         .context("failed to find the mlctl executable")
         .map_err(runtime_failure)?;
-    runtime.set_shim(exe);
+    runtime.set_exe(exe);
     Ok(runtime)
 }
 

@@ -5,7 +5,6 @@ pub mod check;
 pub mod completion;
 pub mod deploy;
 pub mod describe;
-pub mod exec;
 pub mod get;
 pub mod logs;
 pub mod render;

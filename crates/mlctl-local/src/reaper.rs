@@ -1,0 +1,388 @@
+//! The reaper: one process per dispatcher (`mlctl __reaper`, started at its first worker) that
+//! starts every worker and waits for it, so that how a worker ended is known even when the
+//! mlctl that started it was killed meanwhile: a recovering mlctl then finishes the attempt
+//! from the status files (and does not run a succeeded step twice).
+//!
+//! The dispatcher sends one JSON request per line on the reaper's stdin (argv, environment,
+//! working directory, log and status file); the reaper starts the worker in its own process
+//! group, with its output appended to the log, and answers on stdout with `started ID PID START`
+//! or `failed ID MESSAGE`; when the worker ends it appends the ending to the worker's status
+//! file and answers `exited ID code N` or `exited ID signal N`. The reaper is in a process
+//! group of its own, so Ctrl-C and the signals sent to workers do not reach it. When its stdin
+//! closes (the dispatcher exited, or was killed) it starts nothing more, waits for the workers
+//! it started and exits.
+//!
+//! A status file is one file of lines, each written by one `write`: `pid PID START` (the
+//! worker's pid and start time: recovery stops a worker that no mlctl recorded), then how it
+//! ended. One process per dispatcher rather than one shim per worker, and one file per worker:
+//! a process start and every new file cost the machine more than the worker `true` itself
+//! (BENCHMARKS.md, "local runtime").
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, mpsc};
+
+use nix::sys::wait::{WaitStatus, waitpid};
+use serde::{Deserialize, Serialize};
+
+use crate::error_chain;
+use crate::process::{self, Exit, ProcSpec, SpawnError, Started};
+
+/// The complete lines of a status file as (kind, value).
+fn lines(path: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    // a line without its newline is still being written
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn parse_end(kind: &str, value: &str) -> Option<Exit> {
+    match kind {
+        "code" => value.parse().ok().map(Exit::Code),
+        "signal" => value.parse().ok().map(Exit::Signal),
+        _ => None,
+    }
+}
+
+fn end_text(exit: Exit) -> String {
+    match exit {
+        Exit::Code(c) => format!("code {c}"),
+        Exit::Signal(s) => format!("signal {s}"),
+    }
+}
+
+/// Reads how a worker ended from its status file: none while it runs.
+pub fn read_status(path: &Path) -> Option<Exit> {
+    lines(path)
+        .iter()
+        .find_map(|(kind, value)| parse_end(kind, value))
+}
+
+/// Reads the pid and start time of the worker of a status file.
+pub fn read_pid(path: &Path) -> Option<(u32, u64)> {
+    lines(path).into_iter().find_map(|(kind, value)| {
+        let (pid, start) = value.split_once(' ').filter(|_| kind == "pid")?;
+        Some((pid.parse().ok()?, start.parse().ok()?))
+    })
+}
+
+/// Appends `line` to a status file in one `write` (a reader sees all of it or none).
+fn record(file: &mut std::fs::File, line: &str) {
+    let _ = file.write_all(format!("{line}\n").as_bytes());
+}
+
+/// What the dispatcher asks the reaper to start.
+#[derive(Debug, Serialize, Deserialize)]
+struct Request {
+    id: u64,
+    spec: ProcSpec,
+    status: PathBuf,
+}
+
+/// The dispatcher's side of a request in flight.
+struct Waiting {
+    started: Option<mpsc::Sender<Result<(u32, u64), String>>>,
+    ended: Option<tokio::sync::oneshot::Sender<Exit>>,
+}
+
+type Table = Arc<Mutex<HashMap<u64, Waiting>>>;
+
+struct Running {
+    child: Child,
+    stdin: ChildStdin,
+}
+
+/// The dispatcher's handle on its reaper, started at the first worker.
+pub struct Reaper {
+    exe: PathBuf,
+    running: Mutex<Option<Running>>,
+    table: Table,
+    next: AtomicU64,
+}
+
+impl std::fmt::Debug for Reaper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reaper").field("exe", &self.exe).finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Reaper {
+    /// A reaper run as `exe __reaper` (not started yet).
+    pub fn new(exe: PathBuf) -> Self {
+        Self {
+            exe,
+            running: Mutex::new(None),
+            table: Arc::new(Mutex::new(HashMap::new())),
+            next: AtomicU64::new(1),
+        }
+    }
+
+    fn start(&self) -> std::io::Result<Running> {
+        let mut child = Command::new(&self.exe)
+            .arg("__reaper")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .process_group(0)
+            .spawn()?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(std::io::Error::other("the reaper has no pipes"));
+        };
+        let table = self.table.clone();
+        std::thread::Builder::new()
+            .name("reaper".into())
+            .spawn(move || read_answers(stdout, &table))?;
+        Ok(Running { child, stdin })
+    }
+
+    /// Starts `spec` through the reaper, which records its ending to `status`. Must be called
+    /// inside a tokio runtime.
+    pub fn spawn(&self, spec: &ProcSpec, status: &Path) -> Result<Started, SpawnError> {
+        if spec.argv.is_empty() {
+            return Err(SpawnError::EmptyCommand);
+        }
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let (started_tx, started_rx) = mpsc::channel();
+        let (ended_tx, ended_rx) = tokio::sync::oneshot::channel();
+        lock(&self.table).insert(
+            id,
+            Waiting {
+                started: Some(started_tx),
+                ended: Some(ended_tx),
+            },
+        );
+        let request = Request {
+            id,
+            spec: spec.clone(),
+            status: status.to_path_buf(),
+        };
+        let answer = self
+            .send(&request)
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                started_rx
+                    .recv()
+                    .unwrap_or_else(|_| Err("the reaper exited".to_string()))
+            });
+        match answer {
+            Ok((pid, start_time)) => Ok(Started {
+                pid,
+                start_time,
+                ended: Box::pin(async move { ended_rx.await.unwrap_or(Exit::Code(-1)) }),
+            }),
+            Err(message) => {
+                lock(&self.table).remove(&id);
+                Err(SpawnError::Reaper(message))
+            }
+        }
+    }
+}
+
+impl Reaper {
+    /// Sends `request`, starting the reaper first if needed.
+    fn send(&self, request: &Request) -> std::io::Result<()> {
+        let mut running = lock(&self.running);
+        let r = match &mut *running {
+            Some(r) => r,
+            none => none.insert(self.start().map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("failed to start {} __reaper: {e}", self.exe.display()),
+                )
+            })?),
+        };
+        let line = serde_json::to_string(request).map_err(std::io::Error::other)?;
+        r.stdin.write_all(format!("{line}\n").as_bytes())
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        // closing its stdin tells the reaper to exit once its workers have ended, which is at
+        // once when the dispatcher is done; it is waited for (a second at most: a reaper whose
+        // workers still run finishes on its own), so that its time counts as this process's
+        // children's, as the workers' did when they were its children
+        if let Some(Running { mut child, stdin }) = lock(&self.running).take() {
+            drop(stdin);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+            while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+    }
+}
+
+/// Hands the reaper's answers to the requests waiting for them; when the reaper is gone, every
+/// waiting request learns it.
+fn read_answers(stdout: std::process::ChildStdout, table: &Mutex<HashMap<u64, Waiting>>) {
+    for line in BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        let mut parts = line.splitn(3, ' ');
+        let (Some(kind), Some(id), rest) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let Ok(id) = id.parse::<u64>() else { continue };
+        let rest = rest.unwrap_or_default();
+        let mut table = lock(table);
+        match kind {
+            "started" => {
+                let parsed = rest
+                    .split_once(' ')
+                    .and_then(|(p, s)| Some((p.parse().ok()?, s.parse().ok()?)))
+                    .ok_or_else(|| format!("the reaper said: {line}"));
+                if let Some(tx) = table.get_mut(&id).and_then(|w| w.started.take()) {
+                    let _ = tx.send(parsed);
+                }
+            }
+            "failed" => {
+                if let Some(tx) = table.remove(&id).and_then(|mut w| w.started.take()) {
+                    let _ = tx.send(Err(rest.to_string()));
+                }
+            }
+            "exited" => {
+                let exit = rest.split_once(' ').and_then(|(k, v)| parse_end(k, v));
+                if let (Some(mut w), Some(exit)) = (table.remove(&id), exit)
+                    && let Some(tx) = w.ended.take()
+                {
+                    let _ = tx.send(exit);
+                }
+            }
+            _ => {}
+        }
+    }
+    // the reaper is gone: requests waiting for a start fail, endings are unknown
+    lock(table).clear();
+}
+
+/// The reaper's own state.
+#[derive(Default)]
+struct Workers {
+    /// Running workers by pid: the request and the status file.
+    running: HashMap<u32, (u64, std::fs::File)>,
+    /// The dispatcher closed the reaper's stdin.
+    closed: bool,
+}
+
+fn say(out: &Mutex<std::io::Stdout>, line: &str) {
+    let mut out = lock(out);
+    let _ = out.write_all(format!("{line}\n").as_bytes());
+    let _ = out.flush();
+}
+
+fn start_worker(request: &Request) -> Result<(Child, std::fs::File), String> {
+    let spec = &request.spec;
+    let mut command = process::command(spec).map_err(|e| error_chain(&e))?;
+    let status = std::fs::File::create(&request.status).map_err(|e| {
+        format!(
+            "failed to create the status file {}: {e}",
+            request.status.display()
+        )
+    })?;
+    let child = command
+        .spawn()
+        .map_err(|e| error_chain(&process::start_error(spec, e)))?;
+    Ok((child, status))
+}
+
+/// Runs the reaper (`mlctl __reaper`) until its stdin closes and its workers have ended;
+/// returns its exit code.
+pub fn serve() -> u8 {
+    let state = Arc::new((Mutex::new(Workers::default()), Condvar::new()));
+    let out = Arc::new(Mutex::new(std::io::stdout()));
+    let waiter = {
+        let (state, out) = (state.clone(), out.clone());
+        std::thread::spawn(move || wait_for_workers(&state, &out))
+    };
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let Ok(request) = serde_json::from_str::<Request>(&line) else {
+            eprintln!("error: mlctl reaper: not a request: {line}");
+            continue;
+        };
+        let (lock_, wake) = &*state;
+        // holds the table while starting, so that the waiter finds every worker it reaps
+        let mut workers = lock(lock_);
+        match start_worker(&request) {
+            Ok((child, mut status)) => {
+                let pid = child.id();
+                let start_time = process::start_time(pid).unwrap_or(0);
+                record(&mut status, &format!("pid {pid} {start_time}"));
+                workers.running.insert(pid, (request.id, status));
+                // said before the table is let go: its ending is said after it
+                say(&out, &format!("started {} {pid} {start_time}", request.id));
+                drop(workers);
+                wake.notify_all();
+            }
+            Err(message) => {
+                drop(workers);
+                say(&out, &format!("failed {} {message}", request.id));
+            }
+        }
+    }
+    let (lock_, wake) = &*state;
+    lock(lock_).closed = true;
+    wake.notify_all();
+    let _ = waiter.join();
+    0
+}
+
+fn wait_for_workers(state: &(Mutex<Workers>, Condvar), out: &Mutex<std::io::Stdout>) {
+    let (lock_, wake) = state;
+    loop {
+        {
+            let mut workers = lock(lock_);
+            while workers.running.is_empty() && !workers.closed {
+                workers = wake.wait(workers).unwrap_or_else(PoisonError::into_inner);
+            }
+            if workers.running.is_empty() {
+                return;
+            }
+        }
+        let (pid, exit) = match waitpid(None, None) {
+            Ok(WaitStatus::Exited(pid, code)) => (pid, Exit::Code(code)),
+            Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, Exit::Signal(sig as i32)),
+            Ok(_) => continue,
+            Err(_) => {
+                // no child to wait for although one is listed: it was reaped elsewhere
+                lock(lock_).running.clear();
+                continue;
+            }
+        };
+        let Ok(pid) = u32::try_from(pid.as_raw()) else {
+            continue;
+        };
+        let Some((id, mut status)) = lock(lock_).running.remove(&pid) else {
+            continue;
+        };
+        record(&mut status, &end_text(exit));
+        say(out, &format!("exited {id} {}", end_text(exit)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines_are_read_once_complete() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("0.status");
+        std::fs::write(&path, "pid 12 34\ncode 3").expect("write");
+        assert_eq!(read_pid(&path), Some((12, 34)));
+        assert_eq!(read_status(&path), None, "a line being written is not read");
+        std::fs::write(&path, "pid 12 34\nsignal 9\n").expect("write");
+        assert_eq!(read_status(&path), Some(Exit::Signal(9)));
+        assert_eq!(read_status(&dir.path().join("none")), None);
+    }
+}
