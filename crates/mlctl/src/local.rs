@@ -221,11 +221,13 @@ impl Observer for Printer {
             }
             None => String::new(),
         };
-        eprintln!(
-            "{}{} {who}: {reason}: {message}",
+        // one write per line: unbuffered stderr would get each piece of the format as its own
+        let line = format!(
+            "{}{} {who}: {reason}: {message}\n",
             self.paint("2", &progress),
             self.paint("2", "▸")
         );
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
 
     fn log(&mut self, run: &str, source: &str, line: &str) {
