@@ -313,6 +313,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn parallel_results_come_back_in_task_order() {
+        // uneven tasks, so that the threads finish them out of order
+        let cost = |i: usize| (0..(i % 7) * 20_000).fold(i, |a, b| a.wrapping_add(b) % 1_000_003);
+        let expected: Vec<(usize, usize)> = (0..500).map(|i| (i, cost(i))).collect();
+        assert_eq!(in_parallel(500, |i| (i, cost(i))), expected);
+        assert_eq!(in_parallel(1, |i| i + 1), vec![1]);
+        assert!(in_parallel(0, |i| i).is_empty());
+    }
+
+    #[test]
     fn a_syntax_error_does_not_hide_the_other_documents() {
         let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: v1\nkind: [oops\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b, labelz: {}}\n";
         let report = check(
