@@ -6,6 +6,8 @@
 //! over all objects of the invocation, so that rules can follow references between documents
 //! (a ServiceMonitor and the Service it scrapes, an HPA and its Deployment).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use mlctl_core::diag::{self, Diagnostic, Severity};
 use mlctl_core::path::FieldPath;
 use mlctl_core::yaml::{self, Node};
@@ -71,15 +73,30 @@ pub fn check(sources: &[Source<'_>], options: &Options) -> Report {
         }
     }
     report.objects = objects.len();
-    for obj in &objects {
-        check_schema(obj, options.kube_version, &mut emitter);
-    }
     let ctx = Ctx::new(&objects, options.kube_version);
-    for rule in rules::RULES {
-        if let Some(run) = rule.run {
-            emitter.rule = Some(rule);
-            run(&ctx, &mut emitter);
+    // Schema validation (per object) and the rules (each over all objects) run on all cores;
+    // their findings are put together in the order one thread would have made them.
+    let schema_tasks = objects.len().div_ceil(SCHEMA_CHUNK);
+    let rules: Vec<&'static rules::Rule> =
+        rules::RULES.iter().filter(|r| r.run.is_some()).collect();
+    let found = in_parallel(schema_tasks + rules.len(), |task| {
+        let mut out = Emitter::new(&files);
+        if task < schema_tasks {
+            let end = objects.len().min((task + 1) * SCHEMA_CHUNK);
+            for obj in &objects[task * SCHEMA_CHUNK..end] {
+                check_schema(obj, options.kube_version, &mut out);
+            }
+        } else {
+            let rule = rules[task - schema_tasks];
+            if let Some(run) = rule.run {
+                out.rule = Some(rule);
+                run(&ctx, &mut out);
+            }
         }
+        out.finish()
+    });
+    for diagnostics in found {
+        emitter.extend(diagnostics);
     }
     report.diagnostics = emitter.finish();
     diag::sort(&mut report.diagnostics);
@@ -88,30 +105,47 @@ pub fn check(sources: &[Source<'_>], options: &Options) -> Report {
 
 type Parsed = (Vec<Node>, Vec<yaml::SyntaxError>);
 
-/// Parses every source, on all available cores when there are many (parsing is most of the
-/// work); results come back in input order.
+/// Objects validated against their schemas by one task.
+const SCHEMA_CHUNK: usize = 64;
+
+/// Parses every source, on all available cores; results come back in input order.
 fn parse_all(sources: &[Source<'_>]) -> Vec<Parsed> {
+    in_parallel(sources.len(), |i| parse(sources[i].text))
+}
+
+/// `task(0)`, ..., `task(n - 1)`, on all available cores when there are several tasks
+/// (each thread takes the next task as it finishes one); results in task order.
+fn in_parallel<T: Send>(n: usize, task: impl Fn(usize) -> T + Sync) -> Vec<T> {
     let workers = std::thread::available_parallelism()
         .map_or(1, std::num::NonZero::get)
-        .min(sources.len() / 16)
-        .max(1);
-    if workers == 1 {
-        return sources.iter().map(|s| parse(s.text)).collect();
+        .min(n);
+    if workers <= 1 {
+        return (0..n).map(task).collect();
     }
-    let chunk = sources.len().div_ceil(workers);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = sources
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(|s| parse(s.text)).collect::<Vec<_>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| match h.join() {
-                Ok(parsed) => parsed,
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= n {
+                return done;
+            }
+            done.push((i, task(i)));
+        }
+    };
+    let mut done: Vec<(usize, T)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (1..workers).map(|_| scope.spawn(work)).collect();
+        let mut all = work();
+        for h in handles {
+            match h.join() {
+                Ok(part) => all.extend(part),
                 Err(panic) => std::panic::resume_unwind(panic),
-            })
-            .collect()
-    })
+            }
+        }
+        all
+    });
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, t)| t).collect()
 }
 
 /// Parses a YAML stream; on a syntax error, parses each `---`-separated document on its
@@ -261,8 +295,7 @@ fn check_schema(obj: &Object<'_>, version: KubeVersion, emitter: &mut Emitter<'_
         }
         KindStatus::Known { .. } => {}
     }
-    let json = obj.node.to_json();
-    for v in schema::validate(version, &json) {
+    for v in schema::validate_node(version, obj.node) {
         let rule = rules::schema_rule(v.code());
         emitter.report_as(
             rule,
@@ -278,6 +311,16 @@ fn check_schema(obj: &Object<'_>, version: KubeVersion, emitter: &mut Emitter<'_
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parallel_results_come_back_in_task_order() {
+        // uneven tasks, so that the threads finish them out of order
+        let cost = |i: usize| (0..(i % 7) * 20_000).fold(i, |a, b| a.wrapping_add(b) % 1_000_003);
+        let expected: Vec<(usize, usize)> = (0..500).map(|i| (i, cost(i))).collect();
+        assert_eq!(in_parallel(500, |i| (i, cost(i))), expected);
+        assert_eq!(in_parallel(1, |i| i + 1), vec![1]);
+        assert!(in_parallel(0, |i| i).is_empty());
+    }
 
     #[test]
     fn a_syntax_error_does_not_hide_the_other_documents() {

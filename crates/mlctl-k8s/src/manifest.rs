@@ -6,7 +6,7 @@
 //! Everything borrows from the located YAML tree, so a rule can report any field it looks at
 //! by its path.
 
-use std::cell::OnceCell;
+use std::sync::OnceLock;
 
 use mlctl_core::path::FieldPath;
 use mlctl_core::quantity::Quantity;
@@ -34,8 +34,8 @@ pub struct Object<'a> {
     /// `metadata.generateName`, when set.
     pub generate_name: Option<&'a str>,
     group: &'a str,
-    pods: OnceCell<Vec<PodTemplate<'a>>>,
-    containers: OnceCell<Vec<Container<'a>>>,
+    pods: OnceLock<Vec<PodTemplate<'a>>>,
+    containers: OnceLock<Vec<Container<'a>>>,
 }
 
 impl<'a> Object<'a> {
@@ -63,8 +63,8 @@ impl<'a> Object<'a> {
             namespace,
             generate_name,
             group: api_version.rsplit_once('/').map_or("", |(g, _)| g),
-            pods: OnceCell::new(),
-            containers: OnceCell::new(),
+            pods: OnceLock::new(),
+            containers: OnceLock::new(),
         })
     }
 

@@ -16,9 +16,15 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::OnceLock;
 
+use jsonschema::json::{Json, SerdeJson};
 use mlctl_core::diag::did_you_mean;
 use mlctl_core::path::{FieldPath, Segment};
+use mlctl_core::yaml::Node;
 use serde_json::{Map, Value};
+
+use tree::Tree;
+
+mod tree;
 
 const K8S_1_33: &str = include_str!("../schemas/gen/k8s-v1.33.json");
 const K8S_1_36: &str = include_str!("../schemas/gen/k8s-v1.36.json");
@@ -276,31 +282,59 @@ pub fn status(version: KubeVersion, api_version: &str, kind: &str) -> KindStatus
 ///
 /// `null` values are ignored, as the API server ignores them (an omitted field).
 pub fn validate(version: KubeVersion, object: &Value) -> Vec<Violation> {
-    let api_version = object.get("apiVersion").and_then(Value::as_str);
-    let kind = object.get("kind").and_then(Value::as_str);
-    let (Some(api_version), Some(kind)) = (api_version, kind) else {
+    let Some(compiled) = compiled_for(version, object) else {
         return Vec::new();
     };
+    if has_null(object) {
+        validate_with(compiled, &without_nulls(object))
+    } else {
+        validate_with(compiled, object)
+    }
+}
+
+/// [`validate`] for an object as a located YAML tree: the same violations, without making a
+/// JSON copy of objects whose kind has no schema, and without a second copy to drop the
+/// `null` fields.
+pub fn validate_node(version: KubeVersion, object: &Node) -> Vec<Violation> {
+    let (Some(api_version), Some(kind)) = (
+        object.get("apiVersion").and_then(Node::as_str),
+        object.get("kind").and_then(Node::as_str),
+    ) else {
+        return Vec::new();
+    };
+    let Some((bundle, entry)) = kind_entry(version, api_version, kind) else {
+        return Vec::new();
+    };
+    let Some(compiled) = entry.compiled_tree(bundle) else {
+        return Vec::new();
+    };
+    validate_with(compiled, object)
+}
+
+fn compiled_for(version: KubeVersion, object: &Value) -> Option<&'static Compiled> {
+    let api_version = object.get("apiVersion").and_then(Value::as_str)?;
+    let kind = object.get("kind").and_then(Value::as_str)?;
+    let (bundle, entry) = kind_entry(version, api_version, kind)?;
+    entry.compiled(bundle)
+}
+
+/// The schemas of `api_version`/`kind`: the release's own, or a CRD's.
+fn kind_entry(
+    version: KubeVersion,
+    api_version: &str,
+    kind: &str,
+) -> Option<(&'static Bundle, &'static KindEntry)> {
     let key = format!("{api_version}/{kind}");
-    let entry = native(version)
+    native(version)
         .kinds
         .get(&key)
         .map(|e| (native(version), e))
-        .or_else(|| crds().kinds.get(&key).map(|e| (crds(), e)));
-    let Some((bundle, entry)) = entry else {
-        return Vec::new();
-    };
-    let Some(compiled) = entry.compiled(bundle) else {
-        return Vec::new();
-    };
-    let pruned;
-    let instance = if has_null(object) {
-        pruned = without_nulls(object);
-        &pruned
-    } else {
-        object
-    };
-    if compiled.validator.is_valid(instance) {
+        .or_else(|| crds().kinds.get(&key).map(|e| (crds(), e)))
+}
+
+/// `instance` (without `null` fields) against `compiled`.
+fn validate_with<'i, F: Json>(compiled: &'i Compiled<F>, instance: F::Node<'i>) -> Vec<Violation> {
+    if compiled.validator.is_valid(instance.clone()) {
         return Vec::new();
     }
     let mut out = Vec::new();
@@ -449,11 +483,14 @@ struct KindEntry {
     replacement: Option<String>,
     removed: Option<String>,
     compiled: OnceLock<Option<Compiled>>,
+    /// The same, validating the located YAML tree in place.
+    compiled_tree: OnceLock<Option<Compiled<Tree>>>,
 }
 
-struct Compiled {
+/// A kind's schema and its validator for the instance representation `F`.
+struct Compiled<F: Json = SerdeJson> {
     schema: Value,
-    validator: jsonschema::Validator,
+    validator: jsonschema::Validator<F>,
 }
 
 impl KindEntry {
@@ -481,28 +518,36 @@ impl KindEntry {
     }
 
     fn compiled(&self, bundle: &Bundle) -> Option<&Compiled> {
-        self.compiled
-            .get_or_init(|| {
-                let root = self.validator_ref.as_ref()?;
-                let schema = minimal_schema(&bundle.defs, root);
-                match build(&schema) {
-                    Ok(validator) => Some(Compiled { schema, validator }),
-                    // An upstream pattern the regex engine cannot compile: validate
-                    // without patterns rather than not at all.
-                    Err(_) => {
-                        let schema = without_patterns(&schema);
-                        build(&schema)
-                            .ok()
-                            .map(|validator| Compiled { schema, validator })
-                    }
-                }
-            })
+        self.compiled.get_or_init(|| self.compile(bundle)).as_ref()
+    }
+
+    fn compiled_tree(&self, bundle: &Bundle) -> Option<&Compiled<Tree>> {
+        self.compiled_tree
+            .get_or_init(|| self.compile(bundle))
             .as_ref()
+    }
+
+    fn compile<F: Json>(&self, bundle: &Bundle) -> Option<Compiled<F>> {
+        let root = self.validator_ref.as_ref()?;
+        let schema = minimal_schema(&bundle.defs, root);
+        match build(&schema) {
+            Ok(validator) => Some(Compiled { schema, validator }),
+            // An upstream pattern the regex engine cannot compile: validate without
+            // patterns rather than not at all.
+            Err(_) => {
+                let schema = without_patterns(&schema);
+                build(&schema)
+                    .ok()
+                    .map(|validator| Compiled { schema, validator })
+            }
+        }
     }
 }
 
-fn build(schema: &Value) -> Result<jsonschema::Validator, jsonschema::ValidationError<'static>> {
-    jsonschema::options()
+fn build<F: Json>(
+    schema: &Value,
+) -> Result<jsonschema::Validator<F>, jsonschema::ValidationError<'static>> {
+    jsonschema::options_for::<F>()
         .with_draft(jsonschema::Draft::Draft202012)
         .should_validate_formats(false)
         .build(schema)
@@ -586,6 +631,7 @@ fn load(text: &'static str, source_default: &'static str) -> Bundle {
                         replacement: s("replacement"),
                         removed: s("removed"),
                         compiled: OnceLock::new(),
+                        compiled_tree: OnceLock::new(),
                     },
                 )
             })
@@ -645,6 +691,63 @@ mod tests {
         })
     }
 
+    /// Every YAML file under `dir`, recursively.
+    fn yaml_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                yaml_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                out.push(path);
+            }
+        }
+    }
+
+    /// Validating the YAML tree in place finds exactly what validating its JSON copy finds.
+    fn assert_same_violations(doc: &Node, what: &str) -> usize {
+        let json = doc.to_json();
+        let mut found = 0;
+        for version in KubeVersion::ALL {
+            let expected = validate(version, &json);
+            assert_eq!(validate_node(version, doc), expected, "{what} ({version})");
+            found += expected.len();
+        }
+        found
+    }
+
+    #[test]
+    fn the_tree_validates_like_its_json_copy() {
+        let tricky = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, labels: null, annotations: {a: ~}}\nspec:\n  replicas: \"3\"\n  minReadySeconds: 2.0\n  progressDeadlineSeconds: 1.5\n  revisionHistoryLimit: -3\n  paused: yes\n  selector: {matchLabels: {app: web}}\n  strategy: {type: Sometimes}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n      - name: c\n        image: i\n        imagee: typo\n        args: [null, 1, 1.5]\n        ports: [{containerPort: 80.0}, {containerPort: '80'}, {containerPort: 99999999999}]\n        resources: {limits: {cpu: 0.5, memory: 1e3, nvidia.com/gpu: \"x\"}}\n        imagePullPolicy: Sometimes\n        env: [{name: A, value: 1}, {name: B, value: ~}]\n";
+        let mut found = 0;
+        for doc in mlctl_core::yaml::parse_documents(tricky).unwrap() {
+            found += assert_same_violations(&doc, "tricky");
+        }
+        assert!(
+            found > 10,
+            "the tricky document has many violations: {found}"
+        );
+        let mut files = Vec::new();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        yaml_files(&root.join("tests"), &mut files);
+        yaml_files(&root.join("../../examples"), &mut files);
+        assert!(files.len() > 100, "{}", files.len());
+        let mut docs = 0;
+        for file in &files {
+            let text = std::fs::read_to_string(file).unwrap();
+            let Ok(parsed) = mlctl_core::yaml::parse_documents(&text) else {
+                continue;
+            };
+            for doc in &parsed {
+                docs += 1;
+                assert_same_violations(doc, &file.display().to_string());
+            }
+        }
+        assert!(docs > 300, "{docs}");
+    }
+
     #[test]
     fn every_bundle_parses_and_every_kind_compiles() {
         for version in KubeVersion::ALL {
@@ -655,11 +758,13 @@ mod tests {
                     continue;
                 }
                 assert!(entry.compiled(bundle).is_some(), "{version} {key}");
+                assert!(entry.compiled_tree(bundle).is_some(), "{version} {key}");
             }
         }
         for (key, entry) in &crds().kinds {
             if entry.validator_ref.is_some() {
                 assert!(entry.compiled(crds()).is_some(), "{key}");
+                assert!(entry.compiled_tree(crds()).is_some(), "{key}");
             }
         }
     }

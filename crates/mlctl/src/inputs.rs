@@ -85,9 +85,7 @@ pub fn read_all(paths: &[PathBuf], walk: WalkArgs) -> Result<Vec<SourceFile>, Fa
                     path.display()
                 )));
             }
-            for file in files {
-                out.push(read_file(&file)?);
-            }
+            out.extend(read_files(files)?);
         } else {
             out.push(read_file(path)?);
         }
@@ -96,13 +94,51 @@ pub fn read_all(paths: &[PathBuf], walk: WalkArgs) -> Result<Vec<SourceFile>, Fa
 }
 
 fn read_file(path: &Path) -> Result<SourceFile, Failure> {
-    let text = std::fs::read_to_string(path)
+    file_read(path, std::fs::read_to_string(path))
+}
+
+/// `path` with the outcome of reading it.
+fn file_read(path: &Path, text: std::io::Result<String>) -> Result<SourceFile, Failure> {
+    let text = text
         .with_context(|| format!("failed to read {}", path.display()))
         .map_err(Failure::bad_input)?;
     Ok(SourceFile {
         name: path.display().to_string(),
         text,
     })
+}
+
+/// Reads `paths` in order (the error is that of the first file that cannot be read); many
+/// files are read on all cores.
+fn read_files(paths: Vec<PathBuf>) -> Result<Vec<SourceFile>, Failure> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(paths.len() / 64)
+        .max(1);
+    if workers == 1 {
+        return paths.iter().map(|p| read_file(p)).collect();
+    }
+    let chunk = paths.len().div_ceil(workers);
+    let texts: Vec<std::io::Result<String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = paths
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || part.iter().map(std::fs::read_to_string).collect::<Vec<_>>())
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| match h.join() {
+                Ok(texts) => texts,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    });
+    paths
+        .iter()
+        .zip(texts)
+        .map(|(path, text)| file_read(path, text))
+        .collect()
 }
 
 fn walk_dir(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {

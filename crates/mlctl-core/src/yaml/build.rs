@@ -76,10 +76,21 @@ impl KeyId {
     }
 }
 
-/// The keys of a mapping so far, parallel to its entries.
+/// The entries of the open mappings and the items of the open sequences, innermost last, on
+/// stacks shared by all frames: a complete collection moves its own into a vector of exactly
+/// its size (no growing vector per mapping, no unused capacity kept in the tree).
 #[derive(Default)]
-struct Keys {
+struct Stacks {
+    entries: Vec<Entry>,
+    /// The identity of each key of `entries`, parallel to it.
     ids: Vec<KeyId>,
+    items: Vec<Node>,
+}
+
+/// The keys of a mapping so far: its entries and their ids are `stacks.entries[start..]` and
+/// `stacks.ids[start..]`.
+struct Keys {
+    start: usize,
     /// For large mappings: every fingerprint, so that lookups stay cheap.
     index: Option<HashSet<Fingerprint>>,
 }
@@ -88,38 +99,35 @@ struct Keys {
 const INDEX_FROM: usize = 32;
 
 impl Keys {
-    fn contains(&self, entries: &[Entry], id: &KeyId, text: &str) -> bool {
+    fn contains(&self, stacks: &Stacks, id: &KeyId, text: &str) -> bool {
         if let Some(index) = &self.index {
             return index.contains(&id.fingerprint(text));
         }
+        let ids = &stacks.ids[self.start..];
         match id {
-            KeyId::Text => self
-                .ids
+            KeyId::Text => ids
                 .iter()
-                .zip(entries)
+                .zip(&stacks.entries[self.start..])
                 .any(|(i, e)| *i == KeyId::Text && e.key == text),
-            _ => self.ids.contains(id),
+            _ => ids.contains(id),
         }
     }
 
-    fn push(&mut self, entries: &[Entry], id: KeyId) {
+    /// Adds an entry to the mapping.
+    fn push(&mut self, stacks: &mut Stacks, entry: Entry, id: KeyId) {
         if let Some(index) = &mut self.index {
-            if let Some(e) = entries.last() {
-                index.insert(id.fingerprint(&e.key));
-            }
-        } else if self.ids.len() + 1 >= INDEX_FROM {
-            let mut index: HashSet<Fingerprint> = self
-                .ids
+            index.insert(id.fingerprint(&entry.key));
+        } else if stacks.ids.len() - self.start + 1 >= INDEX_FROM {
+            let mut index: HashSet<Fingerprint> = stacks.ids[self.start..]
                 .iter()
-                .zip(entries)
+                .zip(&stacks.entries[self.start..])
                 .map(|(i, e)| i.fingerprint(&e.key))
                 .collect();
-            if let Some(e) = entries.last() {
-                index.insert(id.fingerprint(&e.key));
-            }
+            index.insert(id.fingerprint(&entry.key));
             self.index = Some(index);
         }
-        self.ids.push(id);
+        stacks.entries.push(entry);
+        stacks.ids.push(id);
     }
 }
 
@@ -143,7 +151,6 @@ enum MapState {
 
 struct MapFrame<'a> {
     pos: Pos,
-    entries: Vec<Entry>,
     keys: Keys,
     state: MapState,
     /// Entries of merged mappings, added after the mapping's own keys.
@@ -160,11 +167,12 @@ enum Purpose {
 }
 
 enum Frame<'a> {
+    /// A sequence whose items so far are `stacks.items[start..]`.
     Seq {
         pos: Pos,
-        items: Vec<Node>,
+        start: usize,
     },
-    Map(Box<MapFrame<'a>>),
+    Map(MapFrame<'a>),
     /// The list of mappings after `<<:`.
     MergeSeq {
         entries: Vec<Pending<'a>>,
@@ -187,6 +195,7 @@ enum Slot {
 /// Builds trees from events, one root node at a time.
 pub(super) struct Builder<'a> {
     frames: Vec<Frame<'a>>,
+    stacks: Stacks,
     /// The alias whose copy fills the value or item being built, and the number of frames
     /// below that copy: errors inside it are reported at the alias.
     alias_slot: Option<(Pos, usize)>,
@@ -291,6 +300,7 @@ impl<'a> Builder<'a> {
     pub(super) fn new() -> Self {
         Builder {
             frames: Vec::new(),
+            stacks: Stacks::default(),
             alias_slot: None,
             root_is_value: false,
         }
@@ -345,10 +355,13 @@ impl<'a> Builder<'a> {
             None => self.start(item, Slot::Root),
             Some(Frame::Seq { .. }) => match item.ev {
                 Ev::SeqEnd => match self.frames.pop() {
-                    Some(Frame::Seq { pos, items }) => Ok(self.complete(Node {
-                        pos,
-                        value: Value::Seq(items),
-                    })),
+                    Some(Frame::Seq { pos, start }) => {
+                        let items = self.stacks.items.drain(start..).collect();
+                        Ok(self.complete(Node {
+                            pos,
+                            value: Value::Seq(items),
+                        }))
+                    }
                     _ => Err(self.error(item.pos, "unexpected end of sequence")),
                 },
                 _ => self.start(item, Slot::Item),
@@ -398,18 +411,20 @@ impl<'a> Builder<'a> {
             Ev::SeqStart { .. } => {
                 self.frames.push(Frame::Seq {
                     pos: at,
-                    items: Vec::new(),
+                    start: self.stacks.items.len(),
                 });
                 Ok(None)
             }
             Ev::MapStart { .. } => {
-                self.frames.push(Frame::Map(Box::new(MapFrame {
+                self.frames.push(Frame::Map(MapFrame {
                     pos: at,
-                    entries: Vec::new(),
-                    keys: Keys::default(),
+                    keys: Keys {
+                        start: self.stacks.entries.len(),
+                        index: None,
+                    },
                     state: MapState::Key,
                     merged: Vec::new(),
-                })));
+                }));
                 Ok(None)
             }
             Ev::SeqEnd | Ev::MapEnd => Err(self.error(item.pos, UNEXPECTED_END)),
@@ -426,20 +441,20 @@ impl<'a> Builder<'a> {
         }
         match self.frames.last_mut() {
             None => Some(node),
-            Some(Frame::Seq { items, .. }) => {
-                items.push(node);
+            Some(Frame::Seq { .. }) => {
+                self.stacks.items.push(node);
                 None
             }
             Some(Frame::Map(map)) => {
                 if let MapState::Value { key, key_pos, id } =
                     std::mem::replace(&mut map.state, MapState::Key)
                 {
-                    map.entries.push(Entry {
+                    let entry = Entry {
                         key,
                         key_pos,
                         value: node,
-                    });
-                    map.keys.push(&map.entries, id);
+                    };
+                    map.keys.push(&mut self.stacks, entry, id);
                 }
                 None
             }
@@ -467,9 +482,10 @@ impl<'a> Builder<'a> {
                     return Ok(None);
                 }
                 let id = KeyId::of_scalar(&text, style, tag.as_ref());
-                let duplicate_of = self
-                    .map()
-                    .is_some_and(|map| map.keys.contains(&map.entries, &id, &text));
+                let duplicate_of = match self.frames.last() {
+                    Some(Frame::Map(map)) => map.keys.contains(&self.stacks, &id, &text),
+                    _ => false,
+                };
                 if duplicate_of {
                     return Err(self.duplicate(item.pos, kind.can_be_text().then_some(&*text)));
                 }
@@ -674,7 +690,7 @@ impl<'a> Builder<'a> {
                 Fingerprint::Scalar(_, t) => t.as_str(),
                 _ => "",
             };
-            if map.keys.contains(&map.entries, &id, text) {
+            if map.keys.contains(&self.stacks, &id, text) {
                 continue;
             }
             let Some(first) = p.key.first() else { continue };
@@ -688,16 +704,19 @@ impl<'a> Builder<'a> {
             };
             let key_pos = first.at();
             let value = self.build_value(p.value)?;
-            map.entries.push(Entry {
+            let entry = Entry {
                 key,
                 key_pos,
                 value,
-            });
-            map.keys.push(&map.entries, id);
+            };
+            map.keys.push(&mut self.stacks, entry, id);
         }
+        let start = map.keys.start;
+        self.stacks.ids.truncate(start);
+        let entries = self.stacks.entries.drain(start..).collect();
         Ok(self.complete(Node {
             pos: map.pos,
-            value: Value::Map(map.entries),
+            value: Value::Map(entries),
         }))
     }
 
@@ -705,6 +724,7 @@ impl<'a> Builder<'a> {
     fn build_value(&self, items: Vec<Item<'a>>) -> Result<Node, SyntaxError> {
         let mut b = Builder {
             frames: Vec::new(),
+            stacks: Stacks::default(),
             alias_slot: self.alias_slot.map(|(site, _)| (site, usize::MAX)),
             root_is_value: true,
         };

@@ -147,6 +147,11 @@ impl<'f> Emitter<'f> {
         self.out.push(d);
     }
 
+    /// Adds the findings of another emitter, after those already here.
+    pub fn extend(&mut self, found: Vec<Diagnostic>) {
+        self.out.extend(found);
+    }
+
     /// The findings.
     pub fn finish(self) -> Vec<Diagnostic> {
         self.out
