@@ -26,13 +26,12 @@
 //! Not here: health checks (the service controller sets readiness), timeouts on slow backends
 //! (liveness probes restart them), protocol upgrades and HTTP/2.
 
-use crate::error_chain;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -48,6 +47,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
+
+use crate::{error_chain, lock};
 
 /// How long a connection to a backend may take to establish. Backends are on loopback: a
 /// live one answers in microseconds, a dead one refuses at once.
@@ -332,11 +333,6 @@ impl Counters {
             in_flight: self.in_flight.load(Ordering::SeqCst),
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // The state stays consistent even if a holder panicked: every update is a plain store.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Shared {
@@ -676,7 +672,6 @@ fn error_response(status: StatusCode, message: &str) -> Response<RespBody> {
     response
 }
 
-/// `error` and its causes, "outer: inner: innermost".
 fn backend_request(
     method: &Method,
     authority: &Authority,

@@ -20,6 +20,14 @@ pub mod store;
 pub mod tail;
 pub mod task;
 
+/// Locks `mutex`, also when a holder panicked: what the crate's mutexes guard is changed by
+/// single operations (a store, an insert, a removal), so it stays usable.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// An error and its causes, on one line.
 pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();

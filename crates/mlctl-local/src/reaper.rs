@@ -29,8 +29,8 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError, mpsc};
 use nix::sys::wait::{WaitStatus, waitpid};
 use serde::{Deserialize, Serialize};
 
-use crate::error_chain;
 use crate::process::{self, Exit, ProcSpec, SpawnError, Started};
+use crate::{error_chain, lock};
 
 /// The complete lines of a status file as (kind, value).
 fn lines(path: &Path) -> Vec<(String, String)> {
@@ -114,10 +114,6 @@ impl std::fmt::Debug for Reaper {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl Reaper {
     /// A reaper run as `exe __reaper` (not started yet).
     pub fn new(exe: PathBuf) -> Self {
@@ -146,8 +142,7 @@ impl Reaper {
         Ok(Running { child, stdin })
     }
 
-    /// Starts `spec` through the reaper, which records its ending to `status`. Must be called
-    /// inside a tokio runtime.
+    /// Starts `spec` through the reaper, which records its ending to `status`.
     pub fn spawn(&self, spec: &ProcSpec, status: &Path) -> Result<Started, SpawnError> {
         if spec.argv.is_empty() {
             return Err(SpawnError::EmptyCommand);
@@ -187,9 +182,7 @@ impl Reaper {
             }
         }
     }
-}
 
-impl Reaper {
     /// Sends `request`, starting the reaper first if needed.
     fn send(&self, request: &Request) -> std::io::Result<()> {
         let mut running = lock(&self.running);
@@ -365,8 +358,9 @@ fn wait_for_workers(state: &(Mutex<Workers>, Condvar), out: &Mutex<std::io::Stdo
         let Some((id, mut status)) = lock(lock_).running.remove(&pid) else {
             continue;
         };
-        record(&mut status, &end_text(exit));
-        say(out, &format!("exited {id} {}", end_text(exit)));
+        let end = end_text(exit);
+        record(&mut status, &end);
+        say(out, &format!("exited {id} {end}"));
     }
 }
 
