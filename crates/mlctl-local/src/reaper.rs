@@ -125,6 +125,11 @@ impl Reaper {
         }
     }
 
+    /// The mlctl executable it runs as.
+    pub fn exe(&self) -> &Path {
+        &self.exe
+    }
+
     fn start(&self) -> std::io::Result<Running> {
         let mut child = Command::new(&self.exe)
             .arg("__reaper")

@@ -138,7 +138,6 @@ pub struct Runtime {
     sync: SchedSync,
     grace: Duration,
     gpu_note: Option<String>,
-    exe: Option<PathBuf>,
     reaper: Option<Reaper>,
 }
 
@@ -233,7 +232,6 @@ impl Runtime {
             sync: SchedSync::new(owner, node),
             grace: Duration::from_secs(10),
             gpu_note,
-            exe: None,
             reaper: None,
         })
     }
@@ -242,8 +240,7 @@ impl Runtime {
     /// is started by its reaper (`exe __reaper`), which records how each ended, so that
     /// recovery knows the workers that ended while no mlctl watched them.
     pub fn set_exe(&mut self, exe: PathBuf) {
-        self.reaper = Some(Reaper::new(exe.clone()));
-        self.exe = Some(exe);
+        self.reaper = Some(Reaper::new(exe));
     }
 
     /// Sets the time workers get between SIGTERM and SIGKILL (default 10s).
@@ -817,7 +814,7 @@ impl Dispatcher<'_> {
             overrides: &overrides,
             history: &history,
             options: &options,
-            exe: self.rt.exe.as_deref(),
+            exe: self.rt.reaper.as_ref().map(Reaper::exe),
         });
         let run_index = self.runs.len();
         match controller {
@@ -1540,7 +1537,6 @@ impl Dispatcher<'_> {
                 let Some(p) = a.procs.iter_mut().find(|p| p.rank == rank) else {
                     return Ok(());
                 };
-
                 p.exit = Some(exit);
                 let (row, log, sidecar) = (p.row, p.log.clone(), p.sidecar.clone());
                 self.rt
@@ -1666,7 +1662,6 @@ impl Dispatcher<'_> {
         Ok(())
     }
 
-    /// Records the first failure of the current attempt and stops its workers.
     /// The worker of the current attempt that failed first: `rank` (whose failed exit is being
     /// handled) or one whose reaper already recorded an earlier failure that the dispatcher has
     /// not seen yet. Exits of a gang arrive in any order on a busy machine, and the first
@@ -1701,6 +1696,7 @@ impl Dispatcher<'_> {
         (first.1, first.2)
     }
 
+    /// Records the first failure of the current attempt and stops its workers.
     fn fail_attempt(
         &mut self,
         index: usize,
