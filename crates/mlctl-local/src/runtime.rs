@@ -33,7 +33,7 @@ use crate::process::{self, Exit};
 use crate::reaper::{self, Reaper};
 use crate::schedsync::{SchedSync, SyncError};
 use crate::store::{NewRun, Store, StoreError};
-use crate::tail::Tailer;
+use crate::tail::{Tailer, Which};
 use crate::task::{self, AttemptDirs, TaskSpec};
 
 /// Why the runtime failed (not the workloads: those fail as runs).
@@ -881,7 +881,7 @@ impl Dispatcher<'_> {
         let ended = self.rt.store.end_batch();
         passed?;
         ended?;
-        self.drain_logs();
+        self.drain_logs(Which::All);
         let runs = self
             .runs
             .iter()
@@ -1543,7 +1543,7 @@ impl Dispatcher<'_> {
                     .store
                     .finish_process(row, &exit.to_string(), now())?;
                 self.tail.close(&log);
-                self.drain_closed_logs();
+                self.drain_logs(Which::Closing);
                 let a = self.tasks[task].attempt.as_ref().expect("checked above");
                 let workers_done = a.workers_started
                     && a.procs
@@ -1935,27 +1935,19 @@ impl Dispatcher<'_> {
         Ok(())
     }
 
-    /// Hands the lines workers wrote since the last call to the observer.
-    fn drain_logs(&mut self) {
-        let Self { tail, observer, .. } = self;
-        tail.poll(|source, line| {
-            let (run, source) = source.split_once('\u{0}').unwrap_or(("", source));
-            observer.log(run, source, line);
-        });
-    }
-
-    /// Hands the last lines of the workers that ended to the observer (the others' lines
+    /// Hands the lines that `which` workers wrote since the last call to the observer: every
+    /// worker's at a tick, the last lines of those that ended when they end (the others'
     /// follow at the next tick).
-    fn drain_closed_logs(&mut self) {
+    fn drain_logs(&mut self, which: Which) {
         let Self { tail, observer, .. } = self;
-        tail.poll_closed(|source, line| {
+        tail.poll(which, |source, line| {
             let (run, source) = source.split_once('\u{0}').unwrap_or(("", source));
             observer.log(run, source, line);
         });
     }
 
     fn on_tick(&mut self) -> Result<(), RuntimeError> {
-        self.drain_logs();
+        self.drain_logs(Which::All);
         for run in 0..self.runs.len() {
             if self.runs[run].phase.is_some() {
                 continue;

@@ -77,7 +77,7 @@ impl Tailer {
     }
 
     /// Stops following `path` after its remaining lines (and an unterminated last line) are
-    /// read by the next [`Tailer::poll`] or [`Tailer::poll_closed`].
+    /// read by the next [`Tailer::poll`].
     pub fn close(&mut self, path: &Path) {
         for f in &mut self.files {
             if f.path == path {
@@ -91,22 +91,26 @@ impl Tailer {
         self.files.is_empty()
     }
 
-    /// Reads what was appended to every followed file since the last call and hands out
-    /// complete lines.
-    pub fn poll(&mut self, mut line: impl FnMut(&str, &str)) {
+    /// Reads what was appended to `which` followed files since the last call and hands out
+    /// complete lines (and the remaining lines of the files being closed, which are then no
+    /// longer followed).
+    pub fn poll(&mut self, which: Which, mut line: impl FnMut(&str, &str)) {
         for f in &mut self.files {
-            f.read(&mut line);
+            if which == Which::All || f.closing {
+                f.read(&mut line);
+            }
         }
         self.files.retain(|f| !f.closing);
     }
+}
 
-    /// Like [`Tailer::poll`], for the files being closed only: their remaining lines.
-    pub fn poll_closed(&mut self, mut line: impl FnMut(&str, &str)) {
-        for f in self.files.iter_mut().filter(|f| f.closing) {
-            f.read(&mut line);
-        }
-        self.files.retain(|f| !f.closing);
-    }
+/// The followed files a [`Tailer::poll`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    /// Every one.
+    All,
+    /// Those being closed only.
+    Closing,
 }
 
 #[cfg(test)]
@@ -123,11 +127,11 @@ mod tests {
         t.follow(path.clone(), "train/0".into(), 0);
         write!(file, "one\ntw").expect("write");
         let mut seen = Vec::new();
-        t.poll(|s, l| seen.push(format!("{s}: {l}")));
+        t.poll(Which::All, |s, l| seen.push(format!("{s}: {l}")));
         assert_eq!(seen, ["train/0: one"]);
         write!(file, "o\nthree").expect("write");
         t.close(&path);
-        t.poll(|s, l| seen.push(format!("{s}: {l}")));
+        t.poll(Which::All, |s, l| seen.push(format!("{s}: {l}")));
         assert_eq!(seen, ["train/0: one", "train/0: two", "train/0: three"]);
         assert!(t.is_empty());
     }
@@ -144,7 +148,7 @@ mod tests {
         std::fs::write(&b, "b1\n").expect("write b");
         let mut seen = Vec::new();
         t.close(&a);
-        t.poll_closed(|s, l| seen.push(format!("{s}: {l}")));
+        t.poll(Which::Closing, |s, l| seen.push(format!("{s}: {l}")));
         assert_eq!(seen, ["a: a1", "a: a2"]);
         assert!(!t.is_empty(), "b is still followed");
         let mut file = std::fs::OpenOptions::new()
@@ -152,7 +156,7 @@ mod tests {
             .open(&b)
             .expect("open b");
         writeln!(file, "b2").expect("write");
-        t.poll(|s, l| seen.push(format!("{s}: {l}")));
+        t.poll(Which::All, |s, l| seen.push(format!("{s}: {l}")));
         assert_eq!(seen, ["a: a1", "a: a2", "b: b1", "b: b2"]);
     }
 
@@ -165,7 +169,7 @@ mod tests {
         let mut t = Tailer::default();
         t.follow(path, "a".into(), "skipped\n".len() as u64);
         let mut seen = Vec::new();
-        t.poll(|_, l| seen.push(l.len()));
+        t.poll(Which::All, |_, l| seen.push(l.len()));
         assert_eq!(seen, [MAX_LINE + 1]);
     }
 }

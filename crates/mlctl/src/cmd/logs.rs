@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use mlctl_local::tail::Tailer;
+use mlctl_local::tail::{Tailer, Which};
 
 use crate::exit::{self, Failure, Outcome};
 use crate::local;
@@ -79,7 +79,7 @@ pub fn run(args: &Args) -> Outcome {
             .with_hint(format!("`mlctl describe run {}` lists its jobs", run.id)));
         }
         let prefix = args.prefix || jobs.len() > 1;
-        tail.poll(|source, line| {
+        tail.poll(Which::All, |source, line| {
             if prefix {
                 crate::outln!("[{source}] {line}");
             } else {
@@ -95,7 +95,7 @@ pub fn run(args: &Args) -> Outcome {
             .is_none_or(|r| r.finished_at.is_some());
         if finished {
             // one last read of everything written before the end
-            tail.poll(|source, line| {
+            tail.poll(Which::All, |source, line| {
                 if prefix {
                     crate::outln!("[{source}] {line}");
                 } else {
