@@ -14,6 +14,7 @@ pub mod de;
 pub mod diag;
 pub mod expr;
 pub mod names;
+pub mod parallel;
 pub mod path;
 pub mod quantity;
 pub mod retry;

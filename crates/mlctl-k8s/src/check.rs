@@ -6,9 +6,8 @@
 //! over all objects of the invocation, so that rules can follow references between documents
 //! (a ServiceMonitor and the Service it scrapes, an HPA and its Deployment).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use mlctl_core::diag::{self, Diagnostic, Severity};
+use mlctl_core::parallel::in_parallel;
 use mlctl_core::path::FieldPath;
 use mlctl_core::yaml::{self, Node};
 
@@ -111,41 +110,6 @@ const SCHEMA_CHUNK: usize = 64;
 /// Parses every source, on all available cores; results come back in input order.
 fn parse_all(sources: &[Source<'_>]) -> Vec<Parsed> {
     in_parallel(sources.len(), |i| parse(sources[i].text))
-}
-
-/// `task(0)`, ..., `task(n - 1)`, on all available cores when there are several tasks
-/// (each thread takes the next task as it finishes one); results in task order.
-fn in_parallel<T: Send>(n: usize, task: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    let workers = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZero::get)
-        .min(n);
-    if workers <= 1 {
-        return (0..n).map(task).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let work = || {
-        let mut done = Vec::new();
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            if i >= n {
-                return done;
-            }
-            done.push((i, task(i)));
-        }
-    };
-    let mut done: Vec<(usize, T)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (1..workers).map(|_| scope.spawn(work)).collect();
-        let mut all = work();
-        for h in handles {
-            match h.join() {
-                Ok(part) => all.extend(part),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        all
-    });
-    done.sort_unstable_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, t)| t).collect()
 }
 
 /// Parses a YAML stream; on a syntax error, parses each `---`-separated document on its
@@ -311,16 +275,6 @@ fn check_schema(obj: &Object<'_>, version: KubeVersion, emitter: &mut Emitter<'_
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parallel_results_come_back_in_task_order() {
-        // uneven tasks, so that the threads finish them out of order
-        let cost = |i: usize| (0..(i % 7) * 20_000).fold(i, |a, b| a.wrapping_add(b) % 1_000_003);
-        let expected: Vec<(usize, usize)> = (0..500).map(|i| (i, cost(i))).collect();
-        assert_eq!(in_parallel(500, |i| (i, cost(i))), expected);
-        assert_eq!(in_parallel(1, |i| i + 1), vec![1]);
-        assert!(in_parallel(0, |i| i).is_empty());
-    }
 
     #[test]
     fn a_syntax_error_does_not_hide_the_other_documents() {

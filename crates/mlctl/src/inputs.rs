@@ -9,6 +9,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use mlctl_core::parallel::in_parallel;
 
 use crate::exit::Failure;
 
@@ -108,32 +109,10 @@ fn file_read(path: &Path, text: std::io::Result<String>) -> Result<SourceFile, F
     })
 }
 
-/// Reads `paths` in order (the error is that of the first file that cannot be read); many
-/// files are read on all cores.
+/// Reads `paths` on all cores, in order (the error is that of the first file that cannot be
+/// read).
 fn read_files(paths: Vec<PathBuf>) -> Result<Vec<SourceFile>, Failure> {
-    let workers = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZero::get)
-        .min(paths.len() / 64)
-        .max(1);
-    if workers == 1 {
-        return paths.iter().map(|p| read_file(p)).collect();
-    }
-    let chunk = paths.len().div_ceil(workers);
-    let texts: Vec<std::io::Result<String>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = paths
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || part.iter().map(std::fs::read_to_string).collect::<Vec<_>>())
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| match h.join() {
-                Ok(texts) => texts,
-                Err(panic) => std::panic::resume_unwind(panic),
-            })
-            .collect()
-    });
+    let texts = in_parallel(paths.len(), |i| std::fs::read_to_string(&paths[i]));
     paths
         .iter()
         .zip(texts)
