@@ -760,6 +760,10 @@ impl Service {
 }
 
 /// Whether `GET path` on the loopback port answers with a 2xx status within `timeout`.
+///
+/// The answer is read to its end, up to 10 KiB as the kubelet does: closing a socket with
+/// unread data resets the connection, and the server would see its write of the body fail
+/// (Python's http.server prints a traceback to the replica's log for each one).
 async fn http_ok(port: u16, path: &str, timeout: Duration) -> bool {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let attempt = async {
@@ -770,10 +774,19 @@ async fn http_ok(port: u16, path: &str, timeout: Duration) -> bool {
             "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nUser-Agent: mlctl-probe\r\n\r\n"
         );
         stream.write_all(request.as_bytes()).await.ok()?;
-        let mut head = [0u8; 16];
-        let n = stream.read(&mut head).await.ok()?;
-        let line = std::str::from_utf8(&head[..n]).ok()?;
-        let code: u16 = line.split_whitespace().nth(1)?.parse().ok()?;
+        let mut answer = Vec::with_capacity(512);
+        (&mut stream)
+            .take(10 * 1024)
+            .read_to_end(&mut answer)
+            .await
+            .ok()?;
+        let line = answer.split(|&b| b == b'\n').next()?;
+        let code: u16 = std::str::from_utf8(line)
+            .ok()?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
         Some((200..300).contains(&code))
     };
     tokio::time::timeout(timeout, attempt)

@@ -135,12 +135,15 @@ pub fn text(out: &Output) -> String {
     )
 }
 
+/// Waits for `ready`; how long it took goes to stderr, which the test harness shows when the
+/// test fails, so a timeout shows which step was slow.
 pub fn wait_until(what: &str, within: Duration, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
+    let start = Instant::now();
     while !ready() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(start.elapsed() < within, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(10));
     }
+    eprintln!("{what}: {:.1?}", start.elapsed());
 }
 
 /// Reads the child's stdout until `n` lines contain `needle`.
@@ -187,18 +190,18 @@ pub fn free_port() -> u16 {
 pub fn http(port: u16, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n"
-    )?;
+    // one write: in pieces, Nagle's algorithm holds the second piece until the server's
+    // delayed ACK of the first, 40 ms later
+    let mut request =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
     if !body.is_empty() {
-        write!(
-            stream,
+        request += &format!(
             "Content-Type: application/json\r\nContent-Length: {}\r\n",
             body.len()
-        )?;
+        );
     }
-    write!(stream, "\r\n{body}")?;
+    request += &format!("\r\n{body}");
+    stream.write_all(request.as_bytes())?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     let status = response
@@ -264,6 +267,11 @@ impl Load {
             seen,
             threads,
         }
+    }
+
+    /// The failures so far.
+    pub fn failures(&self) -> Vec<String> {
+        self.failed.lock().expect("lock").clone()
     }
 
     /// The tags seen so far.
