@@ -46,55 +46,59 @@ pub struct Report {
 
 /// Checks all `sources` together.
 pub fn check(sources: &[Source<'_>], options: &Options) -> Report {
+    check_parsed(sources, &parse_all(sources), options)
+}
+
+/// Checks all `sources` together, given what [`parse_all`] made of them: a caller that
+/// exits right after can keep the trees instead of freeing them.
+pub fn check_parsed(sources: &[Source<'_>], parsed: &[Parsed], options: &Options) -> Report {
     let mut report = Report::default();
     let files: Vec<&str> = sources.iter().map(|s| s.name).collect();
     let mut emitter = Emitter::new(&files);
-    let parsed = parse_all(sources);
-    let mut docs: Vec<(usize, Vec<Node>)> = Vec::with_capacity(sources.len());
-    for (i, (source, (nodes, errors))) in sources.iter().zip(parsed).enumerate() {
-        if !errors.is_empty() {
+    let mut objects = Vec::new();
+    for (file, (source, parsed)) in sources.iter().zip(parsed).enumerate() {
+        if !parsed.errors.is_empty() {
             report.unparseable.push(source.name.to_string());
         }
-        for err in errors {
+        for err in &parsed.errors {
             emitter.push(
-                Diagnostic::error(rules::YAML_SYNTAX.id, FieldPath::root(), err.message)
+                Diagnostic::error(rules::YAML_SYNTAX.id, FieldPath::root(), &err.message)
                     .with_hint("fix the YAML syntax; the other documents of the file were checked")
                     .at(source.name, err.pos),
             );
         }
-        report.documents += nodes.len();
-        docs.push((i, nodes));
-    }
-    let mut objects = Vec::new();
-    for (file, nodes) in &docs {
-        for doc in nodes {
-            collect_objects(*file, doc, &mut objects, &mut emitter);
+        report.documents += parsed.documents.len();
+        for doc in &parsed.documents {
+            collect_objects(file, doc, &mut objects, &mut emitter);
         }
     }
     report.objects = objects.len();
     let ctx = Ctx::new(&objects, options.kube_version);
-    // Schema validation (per object) and the rules (each over all objects) run on all cores;
-    // their findings are put together in the order one thread would have made them.
-    let schema_tasks = objects.len().div_ceil(SCHEMA_CHUNK);
+    // Schema validation (per object) and the rules (each over all objects) run on all cores:
+    // the rules first, as a rule over all objects is a longer task than a chunk of objects and
+    // the chunks fill in around them. Their findings are put together in the order one thread
+    // would have made them: schemas, then rules.
     let rules: Vec<&'static rules::Rule> =
         rules::RULES.iter().filter(|r| r.run.is_some()).collect();
-    let found = in_parallel(schema_tasks + rules.len(), |task| {
+    let schema_tasks = objects.len().div_ceil(SCHEMA_CHUNK);
+    let mut found = in_parallel(rules.len() + schema_tasks, |task| {
         let mut out = Emitter::new(&files);
-        if task < schema_tasks {
-            let end = objects.len().min((task + 1) * SCHEMA_CHUNK);
-            for obj in &objects[task * SCHEMA_CHUNK..end] {
-                check_schema(obj, options.kube_version, &mut out);
-            }
-        } else {
-            let rule = rules[task - schema_tasks];
+        if let Some(rule) = rules.get(task) {
             if let Some(run) = rule.run {
                 out.rule = Some(rule);
                 run(&ctx, &mut out);
             }
+        } else {
+            let start = (task - rules.len()) * SCHEMA_CHUNK;
+            let end = objects.len().min(start + SCHEMA_CHUNK);
+            for obj in &objects[start..end] {
+                check_schema(obj, options.kube_version, &mut out);
+            }
         }
         out.finish()
     });
-    for diagnostics in found {
+    let by_rules: Vec<_> = found.drain(..rules.len()).collect();
+    for diagnostics in found.into_iter().chain(by_rules) {
         emitter.extend(diagnostics);
     }
     report.diagnostics = emitter.finish();
@@ -102,23 +106,33 @@ pub fn check(sources: &[Source<'_>], options: &Options) -> Report {
     report
 }
 
-type Parsed = (Vec<Node>, Vec<yaml::SyntaxError>);
+/// One source parsed.
+#[derive(Debug)]
+pub struct Parsed {
+    /// Its documents (all of them, or those around its syntax errors).
+    pub documents: Vec<Node>,
+    /// Its syntax errors.
+    pub errors: Vec<yaml::SyntaxError>,
+}
 
 /// Objects validated against their schemas by one task.
 const SCHEMA_CHUNK: usize = 64;
 
 /// Parses every source, on all available cores; results come back in input order.
-fn parse_all(sources: &[Source<'_>]) -> Vec<Parsed> {
+pub fn parse_all(sources: &[Source<'_>]) -> Vec<Parsed> {
     in_parallel(sources.len(), |i| parse(sources[i].text))
 }
 
 /// Parses a YAML stream; on a syntax error, parses each `---`-separated document on its
 /// own so that one broken document does not hide the others.
-fn parse(text: &str) -> (Vec<Node>, Vec<yaml::SyntaxError>) {
+fn parse(text: &str) -> Parsed {
     match yaml::parse_documents(text) {
-        Ok(docs) => (docs, Vec::new()),
+        Ok(documents) => Parsed {
+            documents,
+            errors: Vec::new(),
+        },
         Err(whole) => {
-            let mut docs = Vec::new();
+            let mut documents = Vec::new();
             let mut errors = Vec::new();
             let mut start = 0usize;
             let lines: Vec<&str> = text.split_inclusive('\n').collect();
@@ -131,18 +145,21 @@ fn parse(text: &str) -> (Vec<Node>, Vec<yaml::SyntaxError>) {
             }
             chunks.push((start, lines.len()));
             if chunks.len() == 1 {
-                return (Vec::new(), vec![whole]);
+                return Parsed {
+                    documents,
+                    errors: vec![whole],
+                };
             }
             for (from, to) in chunks {
                 // pad with empty lines so positions stay those of the whole file
                 let mut chunk = "\n".repeat(from);
                 chunk.extend(lines[from..to].iter().copied());
                 match yaml::parse_documents(&chunk) {
-                    Ok(d) => docs.extend(d),
+                    Ok(d) => documents.extend(d),
                     Err(e) => errors.push(e),
                 }
             }
-            (docs, errors)
+            Parsed { documents, errors }
         }
     }
 }
