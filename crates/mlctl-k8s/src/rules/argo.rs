@@ -122,36 +122,67 @@ fn depends_names(expr: &str) -> Vec<&str> {
         .collect()
 }
 
-/// Every `{{...}}` expression in the scalars under `node`: (path, inner text).
-fn expressions(node: &Node, path: FieldPath, out: &mut Vec<(FieldPath, String)>) {
-    let mut path = path;
-    collect_expressions(node, &mut path, out);
+/// Calls `f` with every `{{...}}` expression in the scalars under `node` (its inner text,
+/// trimmed) and where it is.
+fn expressions<'a>(node: &'a Node, base: &FieldPath, f: &mut dyn FnMut(&str, &At<'_, 'a>)) {
+    walk_expressions(node, base, &mut Vec::new(), f);
 }
 
-// One path buffer for the whole walk: it is cloned only for the scalars that hold `{{`.
-fn collect_expressions(node: &Node, path: &mut FieldPath, out: &mut Vec<(FieldPath, String)>) {
+/// A step of a walk down a tree: a key or an index, borrowed from the tree.
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// Where an expression is: steps below a base path. Most expressions are fine, so the
+/// path is built only for a finding.
+struct At<'s, 'a> {
+    base: &'s FieldPath,
+    steps: &'s [Step<'a>],
+}
+
+impl At<'_, '_> {
+    fn path(&self) -> FieldPath {
+        let mut path = self.base.clone();
+        for step in self.steps {
+            match step {
+                Step::Key(key) => path.push_key(*key),
+                Step::Index(i) => path.push_index(*i),
+            }
+        }
+        path
+    }
+}
+
+fn walk_expressions<'a>(
+    node: &'a Node,
+    base: &FieldPath,
+    steps: &mut Vec<Step<'a>>,
+    f: &mut dyn FnMut(&str, &At<'_, 'a>),
+) {
     match &node.value {
         Value::Str(s) if s.contains("{{") => {
+            let at = At { base, steps };
             let mut rest = s.as_str();
             while let Some(start) = rest.find("{{") {
                 let after = &rest[start + 2..];
                 let Some(end) = after.find("}}") else { break };
-                out.push((path.clone(), after[..end].trim().to_string()));
+                f(after[..end].trim(), &at);
                 rest = &after[end + 2..];
             }
         }
         Value::Seq(items) => {
             for (i, item) in items.iter().enumerate() {
-                path.push_index(i);
-                collect_expressions(item, path, out);
-                path.pop();
+                steps.push(Step::Index(i));
+                walk_expressions(item, base, steps, f);
+                steps.pop();
             }
         }
         Value::Map(entries) => {
             for entry in entries {
-                path.push_key(entry.key.clone());
-                collect_expressions(&entry.value, path, out);
-                path.pop();
+                steps.push(Step::Key(&entry.key));
+                walk_expressions(&entry.value, base, steps, f);
+                steps.pop();
             }
         }
         _ => {}
@@ -223,22 +254,20 @@ pub fn undefined_task(ctx: &Ctx<'_>, e: &mut Emitter<'_>) {
                     }
                 }
             }
-            let mut exprs = Vec::new();
-            expressions(body, body_path.clone(), &mut exprs);
-            for (path, expr) in exprs {
+            expressions(body, &body_path, &mut |expr, at| {
                 if expr.starts_with('=') {
-                    continue;
+                    return;
                 }
                 let mut parts = expr.splitn(3, '.');
                 if parts.next() != Some(kind) {
-                    continue;
+                    return;
                 }
                 if let Some(name) = parts.next()
                     && !names.contains(name)
                 {
-                    report(path, name, "reads");
+                    report(at.path(), name, "reads");
                 }
-            }
+            });
         }
     }
 }
@@ -265,11 +294,9 @@ pub fn undeclared_output(ctx: &Ctx<'_>, e: &mut Emitter<'_>) {
         for (i, t) in spec.seq("templates").iter().enumerate() {
             let tpath = spec_path.key("templates").index(i);
             let tname = t.get("name").and_then(Node::as_str).unwrap_or("");
-            let mut exprs = Vec::new();
-            expressions(t, tpath.clone(), &mut exprs);
-            for (path, expr) in exprs {
+            expressions(t, &tpath, &mut |expr, at| {
                 if expr.starts_with('=') {
-                    continue;
+                    return;
                 }
                 let parts: Vec<&str> = expr.splitn(5, '.').collect();
                 match parts.as_slice() {
@@ -278,7 +305,7 @@ pub fn undeclared_output(ctx: &Ctx<'_>, e: &mut Emitter<'_>) {
                     {
                         e.report(
                                 obj,
-                                path,
+                                at.path(),
                                 format!("reads `inputs.{kind}.{name}`, but template `{tname}` declares no input {} `{name}`", kind.trim_end_matches('s')),
                                 Some(format!("add `{{name: {name}}}` to the template's `inputs.{kind}`")),
                             );
@@ -294,18 +321,18 @@ pub fn undeclared_output(ctx: &Ctx<'_>, e: &mut Emitter<'_>) {
                             .iter()
                             .find(|(_, caller, n, _)| *caller == i && n == step)
                         else {
-                            continue;
+                            return;
                         };
                         let Some(callee) = call.get("template").and_then(Node::as_str) else {
-                            continue; // templateRef or inline: not visible here
+                            return; // templateRef or inline: not visible here
                         };
                         let Some(template) = templates.get(callee) else {
-                            continue;
+                            return;
                         };
                         if declared(template, "outputs", kind, name) == Some(false) {
                             e.report(
                                 obj,
-                                path,
+                                at.path(),
                                 format!("reads `{scope}.{step}.outputs.{kind}.{name}`, but template `{callee}` (run by `{step}`) declares no output {} `{name}`", kind.trim_end_matches('s')),
                                 Some(format!("declare it in `{callee}`: `outputs: {{{kind}: [{{name: {name}, valueFrom: {{path: ...}}}}]}}`")),
                             );
@@ -313,7 +340,7 @@ pub fn undeclared_output(ctx: &Ctx<'_>, e: &mut Emitter<'_>) {
                     }
                     _ => {}
                 }
-            }
+            });
         }
     }
 }

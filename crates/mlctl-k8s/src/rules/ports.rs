@@ -7,7 +7,7 @@ use mlctl_core::path::FieldPath;
 use mlctl_core::yaml::{Node, Value};
 
 use super::{Ctx, Emitter};
-use crate::manifest::{Container, PodTemplate, map_selector_matches, string_map};
+use crate::manifest::{Container, Object, PodTemplate, map_selector_matches, string_map};
 use mlctl_core::diag::Severity;
 
 /// A model server's listening ports.
@@ -203,17 +203,22 @@ pub fn probe_port(ctx: &Ctx<'_>, e: &mut Emitter<'_>) {
 
 /// Service targetPorts that no selected pod exposes or listens on.
 pub fn service_target_port(ctx: &Ctx<'_>, e: &mut Emitter<'_>) {
+    // every pod template, with its object, gathered once for all Services
+    let templates: Vec<(&Object<'_>, &PodTemplate<'_>)> = ctx
+        .objects
+        .iter()
+        .filter(|o| o.group() != "serving.kserve.io")
+        .flat_map(|o| o.pod_templates().iter().map(move |p| (o, p)))
+        .collect();
     for svc in ctx.of_kind("", "Service") {
         let selector = string_map(svc.at("spec.selector"));
         if selector.is_empty() {
             continue;
         }
-        let pods: Vec<&PodTemplate<'_>> = ctx
-            .objects
+        let pods: Vec<&PodTemplate<'_>> = templates
             .iter()
-            .filter(|o| o.same_namespace(svc) && o.group() != "serving.kserve.io")
-            .flat_map(|o| o.pod_templates())
-            .filter(|p| map_selector_matches(&selector, &p.labels))
+            .filter(|(o, p)| o.same_namespace(svc) && map_selector_matches(&selector, &p.labels))
+            .map(|(_, p)| *p)
             .collect();
         if pods.is_empty() {
             continue;

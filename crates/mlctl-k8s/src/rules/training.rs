@@ -90,7 +90,10 @@ fn rendezvous_hosts(c: &Container<'_>) -> Vec<(FieldPath, String)> {
     for (i, arg) in argv.iter().enumerate() {
         for word in arg.split_whitespace() {
             for flag in FLAGS {
-                let value = if let Some(v) = word.strip_prefix(&format!("{flag}=")) {
+                let value = if let Some(v) = word
+                    .strip_prefix(flag)
+                    .and_then(|rest| rest.strip_prefix('='))
+                {
                     Some(v.to_string())
                 } else if word == *flag {
                     argv.get(i + 1).cloned()
