@@ -13,6 +13,21 @@ pub fn write(args: std::fmt::Arguments<'_>) {
     }
 }
 
+/// Writes `value` to stdout as pretty-printed JSON and a newline, through a buffer (a large
+/// report is not built as a `serde_json::Value` and then as a `String` first).
+pub fn json(value: &impl serde::Serialize) {
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    let written = serde_json::to_writer_pretty(&mut out, value)
+        .map_err(std::io::Error::from)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
+    if let Err(e) = written
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
+    }
+}
+
 /// `println!` for command output.
 #[macro_export]
 macro_rules! outln {

@@ -14,7 +14,7 @@ use mlctl_k8s::rules;
 use mlctl_k8s::schema::KubeVersion;
 use serde_json::json;
 
-use crate::exit::{self, Failure, Outcome};
+use crate::exit::{self, Outcome};
 use crate::inputs::{self, WalkArgs};
 
 #[derive(Debug, clap::Args)]
@@ -75,35 +75,22 @@ pub fn run(args: &Args) -> Outcome {
     // trees of ten thousand documents node by node took a fifth of such a run, on one core
     // (clang's `-disable-free` makes the same choice).
     std::mem::forget(parsed);
-    let out = match args.output {
+    match args.output {
         Format::Text => {
-            let mut text = diag::render_text(&report.diagnostics);
-            if report.diagnostics.is_empty() {
-                text.clear();
+            if !report.diagnostics.is_empty() {
+                crate::out!("{}", diag::render_text(&report.diagnostics));
             }
-            text
         }
-        Format::Json => {
-            let value = json!({
-                "kubeVersion": args.kube_version.to_string(),
-                "files": files.len(),
-                "documents": report.documents,
-                "objects": report.objects,
-                "summary": summary_json(&report.diagnostics),
-                "diagnostics": report.diagnostics,
-            });
-            format!(
-                "{}\n",
-                serde_json::to_string_pretty(&value).map_err(Failure::bad_input)?
-            )
-        }
-        Format::Sarif => format!(
-            "{}\n",
-            serde_json::to_string_pretty(&sarif(&report.diagnostics))
-                .map_err(Failure::bad_input)?
-        ),
-    };
-    crate::out!("{out}");
+        Format::Json => crate::out::json(&JsonReport {
+            kube_version: args.kube_version.to_string(),
+            files: files.len(),
+            documents: report.documents,
+            objects: report.objects,
+            summary: summary_json(&report.diagnostics),
+            diagnostics: &report.diagnostics,
+        }),
+        Format::Sarif => crate::out::json(&sarif(&report.diagnostics)),
+    }
     eprintln!(
         "{} ({} objects in {} files, Kubernetes {})",
         diag::summary(&report.diagnostics),
@@ -123,6 +110,18 @@ pub fn run(args: &Args) -> Outcome {
     } else {
         Ok(exit::OK)
     }
+}
+
+/// What `-o json` prints.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonReport<'a> {
+    kube_version: String,
+    files: usize,
+    documents: usize,
+    objects: usize,
+    summary: serde_json::Value,
+    diagnostics: &'a [Diagnostic],
 }
 
 fn summary_json(diags: &[Diagnostic]) -> serde_json::Value {

@@ -92,10 +92,7 @@ fn services(
 /// Prints the items as JSON, or the rows as a table.
 fn show(format: Format, items: &[serde_json::Value], header: &[&str], rows: &[Vec<String>]) {
     match format {
-        Format::Json => crate::outln!(
-            "{}",
-            serde_json::to_string_pretty(items).unwrap_or_default()
-        ),
+        Format::Json => crate::out::json(&items),
         Format::Text => table(header, rows),
     }
 }

@@ -7,9 +7,6 @@ pub struct Args {}
 
 pub fn run(_args: &Args) -> Outcome {
     let schema = mlctl_core::spec::json_schema();
-    crate::outln!(
-        "{}",
-        serde_json::to_string_pretty(&schema).unwrap_or_default()
-    );
+    crate::out::json(&schema);
     Ok(exit::OK)
 }

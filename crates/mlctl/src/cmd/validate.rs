@@ -63,7 +63,7 @@ pub fn run(args: &Args) -> Outcome {
                 "objects": objects,
                 "diagnostics": loaded.diagnostics,
             });
-            crate::outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            crate::out::json(&out);
         }
     }
     Ok(if loaded.spec.is_some() {
