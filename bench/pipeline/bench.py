@@ -118,9 +118,12 @@ def shell_loop_once(steps: int, work: Path) -> tuple[float, float]:
 def kfp_once(python: str, steps: int, work: Path) -> float:
     run_dir = Path(tempfile.mkdtemp(prefix=f"kfp-{steps}-", dir=work))
     result = run_dir / "result"
+    # kfp's runner writes each task's component into a temporary directory of its own and
+    # leaves it there: keep them in the work directory, which is removed at the end
+    env = dict(os.environ, TMPDIR=str(run_dir))
     timed(
         [python, str(HERE / "kfp_peer.py"), str(steps), str(LAYERS), str(run_dir), str(result)],
-        dict(os.environ),
+        env,
         work / "kfp.log",
     )
     seconds, tasks = result.read_text().split()
