@@ -6,11 +6,7 @@ use std::io::Write;
 /// Writes formatted text to stdout.
 pub fn write(args: std::fmt::Arguments<'_>) {
     let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush())
-        && e.kind() == std::io::ErrorKind::BrokenPipe
-    {
-        std::process::exit(0);
-    }
+    exit_if_closed(out.write_fmt(args).and_then(|()| out.flush()));
 }
 
 /// Writes `value` to stdout as pretty-printed JSON and a newline, through a buffer (a large
@@ -21,6 +17,11 @@ pub fn json(value: &impl serde::Serialize) {
         .map_err(std::io::Error::from)
         .and_then(|()| out.write_all(b"\n"))
         .and_then(|()| out.flush());
+    exit_if_closed(written);
+}
+
+/// Ends the process quietly when the reader of stdout is gone.
+fn exit_if_closed(written: std::io::Result<()>) {
     if let Err(e) = written
         && e.kind() == std::io::ErrorKind::BrokenPipe
     {

@@ -190,8 +190,8 @@ pub fn free_port() -> u16 {
 pub fn http(port: u16, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    // one write: in pieces, Nagle's algorithm holds the second piece until the server's
-    // delayed ACK of the first, 40 ms later
+    // one write, as HTTP clients send a small request: with several, Nagle's algorithm may
+    // hold a piece until the server acknowledges the one before
     let mut request =
         format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
     if !body.is_empty() {
