@@ -44,27 +44,29 @@ pub struct Report {
     pub unparseable: Vec<String>,
 }
 
-/// Checks all `sources` together.
+/// Checks all `sources` together (parsed on all cores).
 pub fn check(sources: &[Source<'_>], options: &Options) -> Report {
-    check_parsed(sources, &parse_all(sources), options)
+    let parsed = in_parallel(sources.len(), |i| parse(sources[i].text));
+    let files: Vec<&str> = sources.iter().map(|s| s.name).collect();
+    check_parsed(&files, &parsed, options)
 }
 
-/// Checks all `sources` together, given what [`parse_all`] made of them: a caller that
-/// exits right after can keep the trees instead of freeing them.
-pub fn check_parsed(sources: &[Source<'_>], parsed: &[Parsed], options: &Options) -> Report {
+/// Checks all files together, given their names and what [`parse`] made of their texts: a
+/// caller can parse each file as it reads it (and drop its text), and a caller that exits right
+/// after can keep the trees instead of freeing them.
+pub fn check_parsed(files: &[&str], parsed: &[Parsed], options: &Options) -> Report {
     let mut report = Report::default();
-    let files: Vec<&str> = sources.iter().map(|s| s.name).collect();
-    let mut emitter = Emitter::new(&files);
+    let mut emitter = Emitter::new(files);
     let mut objects = Vec::new();
-    for (file, (source, parsed)) in sources.iter().zip(parsed).enumerate() {
+    for (file, (name, parsed)) in files.iter().zip(parsed).enumerate() {
         if !parsed.errors.is_empty() {
-            report.unparseable.push(source.name.to_string());
+            report.unparseable.push(name.to_string());
         }
         for err in &parsed.errors {
             emitter.push(
                 Diagnostic::error(rules::YAML_SYNTAX.id, FieldPath::root(), &err.message)
                     .with_hint("fix the YAML syntax; the other documents of the file were checked")
-                    .at(source.name, err.pos),
+                    .at(name, err.pos),
             );
         }
         report.documents += parsed.documents.len();
@@ -82,7 +84,7 @@ pub fn check_parsed(sources: &[Source<'_>], parsed: &[Parsed], options: &Options
         rules::RULES.iter().filter(|r| r.run.is_some()).collect();
     let schema_tasks = objects.len().div_ceil(SCHEMA_CHUNK);
     let mut found = in_parallel(rules.len() + schema_tasks, |task| {
-        let mut out = Emitter::new(&files);
+        let mut out = Emitter::new(files);
         if let Some(rule) = rules.get(task) {
             if let Some(run) = rule.run {
                 out.rule = Some(rule);
@@ -118,14 +120,9 @@ pub struct Parsed {
 /// Objects validated against their schemas by one task.
 const SCHEMA_CHUNK: usize = 64;
 
-/// Parses every source, on all available cores; results come back in input order.
-pub fn parse_all(sources: &[Source<'_>]) -> Vec<Parsed> {
-    in_parallel(sources.len(), |i| parse(sources[i].text))
-}
-
 /// Parses a YAML stream; on a syntax error, parses each `---`-separated document on its
 /// own so that one broken document does not hide the others.
-fn parse(text: &str) -> Parsed {
+pub fn parse(text: &str) -> Parsed {
     match yaml::parse_documents(text) {
         Ok(documents) => Parsed {
             documents,

@@ -50,6 +50,20 @@ pub struct WalkArgs {
 
 /// Reads every file that `paths` name, in a stable order.
 pub fn read_all(paths: &[PathBuf], walk: WalkArgs) -> Result<Vec<SourceFile>, Failure> {
+    Ok(read_all_with(paths, walk, |text| text)?
+        .into_iter()
+        .map(|(name, text)| SourceFile { name, text })
+        .collect())
+}
+
+/// Reads every file that `paths` name, in a stable order, and makes `made` of each text as
+/// soon as it is read, on all cores: each file's name with what `made` made of it. The texts
+/// are not all kept in memory at once, unless `made` keeps them.
+pub fn read_all_with<T: Send>(
+    paths: &[PathBuf],
+    walk: WalkArgs,
+    made: impl Fn(String) -> T + Sync,
+) -> Result<Vec<(String, T)>, Failure> {
     let mut out = Vec::new();
     let mut stdin_used = false;
     for path in paths {
@@ -65,10 +79,7 @@ pub fn read_all(paths: &[PathBuf], walk: WalkArgs) -> Result<Vec<SourceFile>, Fa
                 .read_to_string(&mut text)
                 .context("failed to read standard input")
                 .map_err(Failure::bad_input)?;
-            out.push(SourceFile {
-                name: "-".into(),
-                text,
-            });
+            out.push(("-".into(), made(text)));
             continue;
         }
         let meta = std::fs::metadata(path)
@@ -85,38 +96,37 @@ pub fn read_all(paths: &[PathBuf], walk: WalkArgs) -> Result<Vec<SourceFile>, Fa
                     path.display()
                 )));
             }
-            out.extend(read_files(files)?);
+            out.extend(read_files(files, &made)?);
         } else {
-            out.push(read_file(path)?);
+            out.push(read_file(path, std::fs::read_to_string(path), &made)?);
         }
     }
     Ok(out)
 }
 
-fn read_file(path: &Path) -> Result<SourceFile, Failure> {
-    file_read(path, std::fs::read_to_string(path))
-}
-
-/// `path` with the outcome of reading it.
-fn file_read(path: &Path, text: std::io::Result<String>) -> Result<SourceFile, Failure> {
+/// `path` named as messages name it, with what `made` made of its text.
+fn read_file<T>(
+    path: &Path,
+    text: std::io::Result<String>,
+    made: impl Fn(String) -> T,
+) -> Result<(String, T), Failure> {
     let text = text
         .with_context(|| format!("failed to read {}", path.display()))
         .map_err(Failure::bad_input)?;
-    Ok(SourceFile {
-        name: path.display().to_string(),
-        text,
-    })
+    Ok((path.display().to_string(), made(text)))
 }
 
-/// Reads `paths` on all cores, in order (the error is that of the first file that cannot be
-/// read).
-fn read_files(paths: Vec<PathBuf>) -> Result<Vec<SourceFile>, Failure> {
-    let texts = in_parallel(paths.len(), |i| std::fs::read_to_string(&paths[i]));
-    paths
-        .iter()
-        .zip(texts)
-        .map(|(path, text)| file_read(path, text))
-        .collect()
+/// Reads `paths` on all cores, in order, making `made` of each text in the thread that read
+/// it (the error is that of the first file that cannot be read).
+fn read_files<T: Send>(
+    paths: Vec<PathBuf>,
+    made: &(impl Fn(String) -> T + Sync),
+) -> Result<Vec<(String, T)>, Failure> {
+    in_parallel(paths.len(), |i| {
+        read_file(&paths[i], std::fs::read_to_string(&paths[i]), made)
+    })
+    .into_iter()
+    .collect()
 }
 
 /// The `.yaml`, `.yml` and `.json` files in `dir` (and in its subdirectories, when
