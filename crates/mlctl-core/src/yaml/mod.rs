@@ -4,9 +4,10 @@
 //! (typed deserialization, semantic validation, `check` rules, JSON Schema validation) can
 //! point at the exact place in the user's file.
 //!
-//! The tree is built straight from the event stream of `granit-parser` (the parser inside
-//! `serde-saphyr`): [`events`] reads the events, records anchored nodes and replays them for
-//! aliases, within budgets against nesting and alias bombs; [`build`] builds the tree
+//! The tree is built straight from the events of [`fast`], a reader for the YAML that
+//! manifests are made of, or, for the rest, of `granit-parser` (the parser inside
+//! `serde-saphyr`): [`events`] reads granit-parser's events, records anchored nodes and
+//! replays them for aliases, within budgets against nesting and alias bombs; [`build`] builds the tree
 //! (duplicate keys, merge keys `<<`); [`resolve`] says what scalars mean (YAML 1.1 values as
 //! Kubernetes reads them, keys taken as written). The rules are those mlctl applied when it
 //! parsed through serde-saphyr's serde machinery (twice the CPU time: see BENCHMARKS.md); the
@@ -18,6 +19,7 @@
 
 mod build;
 mod events;
+mod fast;
 mod resolve;
 
 #[cfg(test)]
@@ -107,21 +109,34 @@ pub struct SyntaxError {
 /// Parses all documents of a YAML stream. Empty documents (and documents that are just null)
 /// are skipped.
 pub fn parse_documents(text: &str) -> Result<Vec<Node>, SyntaxError> {
+    if let Some(docs) = fast::parse(text) {
+        return Ok(docs);
+    }
     let mut events = events::Events::new(text);
     let mut builder = build::Builder::new();
     let mut docs = Vec::new();
     while let Some(item) = events.next()? {
-        if builder.idle()
-            && let events::Ev::Scalar { text, style, tag } = &item.ev
-            && resolve::is_null(events::Ev::tag_kind(tag.as_ref()), text, *style)
-        {
-            continue;
-        }
-        if let Some(doc) = builder.feed(item)? {
-            docs.push(doc);
-        }
+        add(&mut builder, &mut docs, item)?;
     }
     Ok(docs)
+}
+
+/// Feeds `item` to `builder`; a complete document goes to `docs`, unless it is just null.
+fn add<'a>(
+    builder: &mut build::Builder<'a>,
+    docs: &mut Vec<Node>,
+    item: events::Item<'a>,
+) -> Result<(), SyntaxError> {
+    if builder.idle()
+        && let events::Ev::Scalar { text, style, tag } = &item.ev
+        && resolve::is_null(events::Ev::tag_kind(tag.as_ref()), text, *style)
+    {
+        return Ok(());
+    }
+    if let Some(doc) = builder.feed(item)? {
+        docs.push(doc);
+    }
+    Ok(())
 }
 
 impl Node {

@@ -242,8 +242,34 @@ mod equivalence {
         })
     }
 
-    /// Asserts that both parsers agree on `text`.
+    /// When the fast reader reads `text`, asserts that it makes granit-parser's events at the
+    /// same places; whether it read it.
+    fn same_events(text: &str) -> bool {
+        let Some(fast) = fast::scan(text) else {
+            return false;
+        };
+        let fast: Vec<String> = fast
+            .iter()
+            .map(|(ev, pos)| format!("{ev:?} at {pos}"))
+            .collect();
+        let mut parsed = events::Events::new(text);
+        let mut granit = Vec::new();
+        loop {
+            match parsed.next() {
+                Ok(Some(item)) => granit.push(format!("{:?} at {}", item.ev, item.pos)),
+                Ok(None) => break,
+                Err(e) => panic!(
+                    "the fast reader read what granit-parser refuses ({e:?})\n--- input ---\n{text}"
+                ),
+            }
+        }
+        assert_eq!(fast, granit, "\n--- input ---\n{text}\n---");
+        true
+    }
+
+    /// Asserts that both parsers agree on `text`, and the fast reader with granit-parser.
     fn same(text: &str) {
+        same_events(text);
         let new = parse_documents(text);
         let old = as_now(oracle::parse_documents(text));
         if let Err(e) = &old {
@@ -291,8 +317,9 @@ mod equivalence {
             "found only {} YAML files: is the repository there?",
             files.len()
         );
-        let mut errors = 0;
+        let (mut errors, mut fast) = (0, 0);
         for (path, text) in &files {
+            fast += usize::from(same_events(text));
             let new = parse_documents(text);
             let old = as_now(oracle::parse_documents(text));
             errors += usize::from(new.is_err());
@@ -302,6 +329,12 @@ mod equivalence {
         assert!(
             errors > 0,
             "no file with a syntax error among {}",
+            files.len()
+        );
+        // the fast reader is for manifests as people write them: most of these files
+        assert!(
+            fast * 10 >= files.len() * 8,
+            "the fast reader read only {fast} of {} files",
             files.len()
         );
     }
@@ -487,6 +520,39 @@ mod equivalence {
     #[test]
     fn edge_cases() {
         for text in EDGE_CASES {
+            same(text);
+        }
+    }
+
+    /// Inputs that the fast reader reads (each is asserted to be read by it), for what it
+    /// does itself: block scalars, folding of quoted scalars, escapes, empty values, compact
+    /// and indentless sequences, flow collections, document markers.
+    const FAST_CASES: &[&str] = &[
+        "a: |\n  x\n\n  y\n\n\nb: 1\n",
+        "a: |-\n  x\n   y\n\nb: |+\n  x\n\n\nc: >\n  x\n  y\n\n  z\nd: >-\n  x\n  y\n",
+        "a: >+\n  x\n\n",
+        "- |\n  # not a comment\n  x\t y\n- >\n  folded # too\n# a comment\n",
+        "a: 'it''s\n  folded   \n\n\n  here'\nb: \"x\\ty\\u00e9\\x41\\\\ \\\"q\\\"\"\n",
+        "a: \"one \\\n   two\n  three\"\n",
+        "a:\nb: # empty\nc:    \nd:\n  - # empty\n  -\n  - x\n",
+        "a:\n- x\n- y: 1\n  z:\n  - w\nb: 2\n",
+        "- - a\n  - b\n- - c\n-   - d\n",
+        "a: {b: c, d: [e, \"f\", 'g'], h: http://x:80/y}\nb: []\nc: {}\nd: [ x y , [z] ]\n",
+        "\"quoted key\": 1\n'single key' : 2\nplain key: 3\n",
+        "# c\n---\n---  # c\na: 1\n---\n- x\n",
+        "x\n",
+        "  a: 1\n  b:\n    c: 2\n",
+        "a: -1\nb: ?x\nc: :y\nd: a:b\ne: a#b\nf: a #b\n",
+        "k:\n  \"multi\n  line\"\n",
+    ];
+
+    #[test]
+    fn fast_cases() {
+        for text in FAST_CASES {
+            assert!(
+                fast::scan(text).is_some(),
+                "not read by the fast reader: {text:?}"
+            );
             same(text);
         }
     }
@@ -945,11 +1011,37 @@ mod equivalence {
         }
     }
 
+    /// `g` without anchors, aliases and tags: what manifests are mostly made of, and what the
+    /// fast reader reads.
+    fn without_props(g: Gen) -> Gen {
+        match g {
+            Gen::Props(_, _, inner) => without_props(*inner),
+            Gen::Alias(_) => Gen::Scalar("x".to_string()),
+            Gen::Seq(items) => Gen::Seq(items.into_iter().map(without_props).collect()),
+            Gen::Map(entries) => Gen::Map(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (without_props(k), without_props(v)))
+                    .collect(),
+            ),
+            g => g,
+        }
+    }
+
     /// A stream of up to three documents, in block or flow style, with comments and
     /// separators.
     fn stream() -> impl Strategy<Value = String> {
-        proptest::collection::vec((document(), any::<bool>(), any::<bool>(), 0u8..4), 1..4)
-            .prop_map(|docs| {
+        stream_of(document())
+    }
+
+    /// [`stream`] without anchors, aliases and tags.
+    fn plain_stream() -> impl Strategy<Value = String> {
+        stream_of(document().prop_map(without_props))
+    }
+
+    fn stream_of(document: impl Strategy<Value = Gen>) -> impl Strategy<Value = String> {
+        proptest::collection::vec((document, any::<bool>(), any::<bool>(), 0u8..4), 1..4).prop_map(
+            |docs| {
                 let mut out = String::new();
                 for (i, (doc, flow_style, comment, sep)) in docs.iter().enumerate() {
                     if i > 0 || *sep == 0 {
@@ -964,7 +1056,8 @@ mod equivalence {
                     block(doc, 0, *flow_style, &mut out);
                 }
                 out
-            })
+            },
+        )
     }
 
     /// An edit of the text (see `mutate`) that inserts YAML punctuation or a YAML word.
@@ -1021,6 +1114,16 @@ mod equivalence {
 
         #[test]
         fn mutated_generated_yaml(text in stream(), edits in proptest::collection::vec(edit(), 1..4)) {
+            same(&mutate::apply(&text, &edits));
+        }
+
+        #[test]
+        fn generated_yaml_without_anchors_or_tags(text in plain_stream()) {
+            same(&text);
+        }
+
+        #[test]
+        fn mutated_generated_yaml_without_anchors_or_tags(text in plain_stream(), edits in proptest::collection::vec(edit(), 1..4)) {
             same(&mutate::apply(&text, &edits));
         }
     }
