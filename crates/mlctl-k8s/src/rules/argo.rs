@@ -3,7 +3,7 @@
 //! what `argo lint` reports and the controller fails on at run time, after earlier steps
 //! have already spent their GPU hours.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use mlctl_core::diag::did_you_mean;
 use mlctl_core::path::FieldPath;
@@ -42,29 +42,59 @@ impl<'a> Templates<'a> {
     }
 }
 
-/// A step or a DAG task: (path, name, node).
-fn invocations<'a>(
-    spec_path: &FieldPath,
-    spec: &'a Node,
-) -> Vec<(FieldPath, usize, &'a str, &'a Node)> {
+/// A step or a DAG task.
+struct Invocation<'a> {
+    /// The index of the template that calls it.
+    caller: usize,
+    /// Where it is in that template.
+    place: Place,
+    /// Its name.
+    name: &'a str,
+    node: &'a Node,
+}
+
+/// Where a call is in its template: `steps[group][index]` or `dag.tasks[index]`.
+enum Place {
+    Step(usize, usize),
+    Task(usize),
+}
+
+impl Invocation<'_> {
+    /// Its path (made only for a finding).
+    fn path(&self, spec_path: &FieldPath) -> FieldPath {
+        let template = spec_path.key("templates").index(self.caller);
+        match self.place {
+            Place::Step(group, index) => template.key("steps").index(group).index(index),
+            Place::Task(index) => template.key("dag").key("tasks").index(index),
+        }
+    }
+}
+
+/// The steps and DAG tasks of every template of `spec`.
+fn invocations(spec: &Node) -> Vec<Invocation<'_>> {
+    fn name(node: &Node) -> &str {
+        node.get("name").and_then(Node::as_str).unwrap_or("")
+    }
     let mut out = Vec::new();
-    for (i, t) in spec.seq("templates").iter().enumerate() {
-        let tpath = spec_path.key("templates").index(i);
+    for (caller, t) in spec.seq("templates").iter().enumerate() {
         for (g, group) in t.seq("steps").iter().enumerate() {
             for (s, step) in group.as_seq().unwrap_or_default().iter().enumerate() {
-                let name = step.get("name").and_then(Node::as_str).unwrap_or("");
-                out.push((tpath.key("steps").index(g).index(s), i, name, step));
+                out.push(Invocation {
+                    caller,
+                    place: Place::Step(g, s),
+                    name: name(step),
+                    node: step,
+                });
             }
         }
-        for (k, task) in t
-            .at(&FieldPath::parse("dag.tasks"))
-            .and_then(Node::as_seq)
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-        {
-            let name = task.get("name").and_then(Node::as_str).unwrap_or("");
-            out.push((tpath.key("dag").key("tasks").index(k), i, name, task));
+        let tasks = t.get("dag").map(|dag| dag.seq("tasks")).unwrap_or_default();
+        for (k, task) in tasks.iter().enumerate() {
+            out.push(Invocation {
+                caller,
+                place: Place::Task(k),
+                name: name(task),
+                node: task,
+            });
         }
     }
     out
@@ -85,11 +115,11 @@ pub fn undefined_template(ctx: &Ctx<'_>, e: &mut Emitter<'_>) {
         }
         let templates = Templates::of(spec);
         let names: Vec<&str> = templates.by_name.keys().copied().collect();
-        let mut check = |path: FieldPath, name: &str, what: &str| {
+        let mut check = |name: &str, what: &str, path: &dyn Fn() -> FieldPath| {
             if templates.get(name).is_none() {
                 e.report(
                     obj,
-                    path,
+                    path(),
                     format!("{what} template `{name}` is not defined in this {}: the workflow fails when it gets there", obj.kind),
                     Some(match did_you_mean(name, names.iter().copied()) {
                         Some(best) => format!("did you mean `{best}`?"),
@@ -100,15 +130,14 @@ pub fn undefined_template(ctx: &Ctx<'_>, e: &mut Emitter<'_>) {
         };
         for field in ["entrypoint", "onExit"] {
             if let Some(name) = spec.get(field).and_then(Node::as_str) {
-                check(spec_path.key(field), name, field);
+                check(name, field, &|| spec_path.key(field));
             }
         }
-        for (path, _, _, step) in invocations(&spec_path, spec) {
-            if let Some(name) = step.get("template").and_then(Node::as_str) {
-                check(path.key("template"), name, "the");
-            }
-            if let Some(name) = step.get("onExit").and_then(Node::as_str) {
-                check(path.key("onExit"), name, "the onExit");
+        for call in invocations(spec) {
+            for (field, what) in [("template", "the"), ("onExit", "the onExit")] {
+                if let Some(name) = call.node.get(field).and_then(Node::as_str) {
+                    check(name, what, &|| call.path(&spec_path).key(field));
+                }
             }
         }
     }
@@ -289,8 +318,11 @@ pub fn undeclared_output(ctx: &Ctx<'_>, e: &mut Emitter<'_>) {
             continue;
         };
         let templates = Templates::of(spec);
-        // step/task name -> its template, per calling template
-        let calls = invocations(&spec_path, spec);
+        // (calling template, step/task name) -> the step or task (the first of that name)
+        let mut calls: HashMap<(usize, &str), &Node> = HashMap::new();
+        for call in invocations(spec) {
+            calls.entry((call.caller, call.name)).or_insert(call.node);
+        }
         for (i, t) in spec.seq("templates").iter().enumerate() {
             let tpath = spec_path.key("templates").index(i);
             let tname = t.get("name").and_then(Node::as_str).unwrap_or("");
@@ -317,10 +349,7 @@ pub fn undeclared_output(ctx: &Ctx<'_>, e: &mut Emitter<'_>) {
                         kind @ ("parameters" | "artifacts"),
                         name,
                     ] => {
-                        let Some((_, _, _, call)) = calls
-                            .iter()
-                            .find(|(_, caller, n, _)| *caller == i && n == step)
-                        else {
+                        let Some(call) = calls.get(&(i, *step)) else {
                             return;
                         };
                         let Some(callee) = call.get("template").and_then(Node::as_str) else {

@@ -3,6 +3,8 @@
 //! (TensorFlow Serving, Triton, MLServer, TorchServe, vLLM), with their port flags and
 //! environment variables applied.
 
+use std::collections::HashMap;
+
 use mlctl_core::path::FieldPath;
 use mlctl_core::yaml::{Node, Value};
 
@@ -210,15 +212,31 @@ pub fn service_target_port(ctx: &Ctx<'_>, e: &mut Emitter<'_>) {
         .filter(|o| o.group() != "serving.kserve.io")
         .flat_map(|o| o.pod_templates().iter().map(move |p| (o, p)))
         .collect();
+    // the templates that have each label, in order: a Service's pods are among those that
+    // have the first label of its selector (a scan of all templates per Service grew with
+    // the square of the input)
+    let mut by_label: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+    for (i, (_, p)) in templates.iter().enumerate() {
+        for label in &p.labels {
+            let with = by_label.entry(*label).or_default();
+            if with.last() != Some(&i) {
+                with.push(i);
+            }
+        }
+    }
     for svc in ctx.of_kind("", "Service") {
         let selector = string_map(svc.at("spec.selector"));
-        if selector.is_empty() {
+        let Some(first) = selector.first() else {
             continue;
-        }
-        let pods: Vec<&PodTemplate<'_>> = templates
+        };
+        let pods: Vec<&PodTemplate<'_>> = by_label
+            .get(first)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
             .iter()
+            .map(|&i| templates[i])
             .filter(|(o, p)| o.same_namespace(svc) && map_selector_matches(&selector, &p.labels))
-            .map(|(_, p)| *p)
+            .map(|(_, p)| p)
             .collect();
         if pods.is_empty() {
             continue;

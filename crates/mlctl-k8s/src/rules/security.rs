@@ -177,9 +177,13 @@ fn restricted_violations(pod: &PodTemplate<'_>) -> Vec<(FieldPath, String)> {
 fn pss(ctx: &Ctx<'_>, e: &mut Emitter<'_>, level: &'static str) {
     let Some(rule) = e.rule else { return };
     for obj in ctx.objects {
+        let pods = obj.pod_templates();
+        if pods.is_empty() {
+            continue;
+        }
         // KServe/Seldon inject their own containers; the pods they create are judged there
         let enforced = enforced_level(ctx, obj);
-        for pod in obj.pod_templates() {
+        for pod in pods {
             let violations = if level == "baseline" {
                 baseline_violations(pod)
             } else {
