@@ -165,8 +165,10 @@ def main():
     print(f"{'mlctl check':<22}{rate:>15,.0f}{rate_core:>14,.0f}")
     print(f"{'kubernetes-validate':<22}{peer:>15,.0f}{peer_core:>14,.0f}")
     print()
-    print(f"ratio mlctl / kubernetes-validate: {rate / peer:,.0f}x wall, {rate_core / peer_core:,.0f}x per core   "
-          f"(goal >= 50x: {'met' if rate_core / peer_core >= 50 else 'MISSED'})")
+    # kubernetes-validate runs on one core; mlctl on all of them: both readings are printed
+    verdict = lambda ratio: 'met' if ratio >= 50 else 'MISSED'
+    print(f"ratio mlctl / kubernetes-validate: {rate / peer:,.0f}x wall (goal >= 50x: {verdict(rate / peer)}), "
+          f"{rate_core / peer_core:,.0f}x per core (>= 50x: {verdict(rate_core / peer_core)})")
     print(f"mlctl per core / kubeconform's ~{KUBECONFORM_PER_CORE}/s/core: {rate_core / KUBECONFORM_PER_CORE:.1f}x   "
           f"(goal >= 3x: {'met' if rate_core >= 3 * KUBECONFORM_PER_CORE else 'MISSED'})")
 
