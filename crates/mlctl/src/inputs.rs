@@ -98,19 +98,15 @@ pub fn read_all_with<T: Send>(
             }
             out.extend(read_files(files, &made)?);
         } else {
-            out.push(read_file(path, std::fs::read_to_string(path), &made)?);
+            out.push(read_file(path, &made)?);
         }
     }
     Ok(out)
 }
 
 /// `path` named as messages name it, with what `made` made of its text.
-fn read_file<T>(
-    path: &Path,
-    text: std::io::Result<String>,
-    made: impl Fn(String) -> T,
-) -> Result<(String, T), Failure> {
-    let text = text
+fn read_file<T>(path: &Path, made: impl Fn(String) -> T) -> Result<(String, T), Failure> {
+    let text = std::fs::read_to_string(path)
         .with_context(|| format!("failed to read {}", path.display()))
         .map_err(Failure::bad_input)?;
     Ok((path.display().to_string(), made(text)))
@@ -122,11 +118,9 @@ fn read_files<T: Send>(
     paths: Vec<PathBuf>,
     made: &(impl Fn(String) -> T + Sync),
 ) -> Result<Vec<(String, T)>, Failure> {
-    in_parallel(paths.len(), |i| {
-        read_file(&paths[i], std::fs::read_to_string(&paths[i]), made)
-    })
-    .into_iter()
-    .collect()
+    in_parallel(paths.len(), |i| read_file(&paths[i], made))
+        .into_iter()
+        .collect()
 }
 
 /// The `.yaml`, `.yml` and `.json` files in `dir` (and in its subdirectories, when

@@ -157,11 +157,29 @@ fn blank_or_end(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\n' | 0)
 }
 
-fn plain_text(text: &str) -> Ev<'_> {
+fn scalar(text: Cow<'_, str>, style: ScalarStyle) -> Ev<'_> {
     Ev::Scalar {
-        text: Cow::Borrowed(text),
-        style: ScalarStyle::Plain,
+        text,
+        style,
         tag: None,
+    }
+}
+
+fn plain_text(text: &str) -> Ev<'_> {
+    scalar(Cow::Borrowed(text), ScalarStyle::Plain)
+}
+
+/// Whether a plain scalar can start with `first`, followed by `next` (else `first` is an
+/// indicator, or the scalar is empty).
+fn plain_can_start(first: u8, next: u8) -> bool {
+    match first {
+        b'-' | b'?' | b':' => !matches!(
+            next,
+            b' ' | b'\t' | b'\n' | 0 | b',' | b'[' | b']' | b'{' | b'}'
+        ),
+        b',' | b'[' | b']' | b'{' | b'}' | b'#' | b'&' | b'*' | b'!' | b'|' | b'>' | b'\''
+        | b'"' | b'%' | b'@' | b'`' | b'\n' | b' ' | b'\t' | 0 => false,
+        _ => true,
     }
 }
 
@@ -180,10 +198,20 @@ impl<'a, S: Sink<'a>> Scanner<'a, S> {
     }
 
     fn pos(&self) -> Pos {
+        self.pos_at(self.col())
+    }
+
+    /// The position of the 0-based column `col` of the current line.
+    fn pos_at(&self, col: usize) -> Pos {
         Pos {
             line: self.line,
-            column: u32::try_from(self.col() + 1).unwrap_or(u32::MAX),
+            column: u32::try_from(col + 1).unwrap_or(u32::MAX),
         }
+    }
+
+    /// How many spaces start the rest of the text.
+    fn indentation(&self) -> usize {
+        self.b[self.i..].iter().take_while(|&&c| c == b' ').count()
     }
 
     fn push(&mut self, ev: Ev<'a>, pos: Pos) -> Scan<()> {
@@ -349,17 +377,7 @@ impl<'a, S: Sink<'a>> Scanner<'a, S> {
     /// Where the plain scalar (block context) that starts at `start` ends, trailing spaces
     /// excluded, and why.
     fn plain_end(&self, start: usize) -> Scan<(usize, Stop)> {
-        let first = self.at(start);
-        let indicator = match first {
-            b'-' | b'?' | b':' => matches!(
-                self.at(start + 1),
-                b' ' | b'\t' | b'\n' | 0 | b',' | b'[' | b']' | b'{' | b'}'
-            ),
-            b',' | b'[' | b']' | b'{' | b'}' | b'#' | b'&' | b'*' | b'!' | b'|' | b'>' | b'\''
-            | b'"' | b'%' | b'@' | b'`' | b'\n' | b' ' | b'\t' | 0 => true,
-            _ => false,
-        };
-        if indicator {
+        if !plain_can_start(self.at(start), self.at(start + 1)) {
             return Err(GiveUp);
         }
         let (mut j, mut end) = (start, start);
@@ -444,10 +462,7 @@ impl<'a, S: Sink<'a>> Scanner<'a, S> {
         loop {
             self.key()?;
             // the empty value of `key:` is reported where the `:` is
-            let colon = Pos {
-                line: self.line,
-                column: u32::try_from(self.col()).unwrap_or(u32::MAX),
-            };
+            let colon = self.pos_at(self.col() - 1);
             let spaces = self.spaces()?;
             match self.value(Parent::Map(indent), spaces, Some(colon))? {
                 Next::Line(col) if col == indent && !self.is_seq_entry() => {}
@@ -534,14 +549,7 @@ impl<'a, S: Sink<'a>> Scanner<'a, S> {
     fn quoted_scalar(&mut self, fold_indent: Option<usize>) -> Scan<()> {
         let pos = self.pos();
         let (text, style) = self.quoted(fold_indent)?;
-        self.push(
-            Ev::Scalar {
-                text,
-                style,
-                tag: None,
-            },
-            pos,
-        )
+        self.push(scalar(text, style), pos)
     }
 
     /// A single- or double-quoted scalar at `i`; `i` is left after its closing quote. It may
@@ -700,20 +708,17 @@ impl<'a, S: Sink<'a>> Scanner<'a, S> {
         self.newline();
         // the first line sets the indentation; it must have content (leading empty lines
         // are left to granit-parser)
-        let indent = self.b[self.i..].iter().take_while(|&&c| c == b' ').count();
+        let indent = self.indentation();
         if indent <= parent_indent || matches!(self.at(self.i + indent), b'\n' | b'\t' | 0) {
             return Err(GiveUp);
         }
-        let pos = Pos {
-            line: self.line,
-            column: u32::try_from(indent + 1).unwrap_or(u32::MAX),
-        };
+        let pos = self.pos_at(indent);
         let mut text = String::new();
         // line breaks after the last content line so far
         let mut breaks = 0usize;
         let mut first = true;
         loop {
-            let spaces = self.b[self.i..].iter().take_while(|&&c| c == b' ').count();
+            let spaces = self.indentation();
             let c = self.at(self.i + spaces);
             if matches!(c, b'\n' | 0) {
                 if spaces > indent {
@@ -757,18 +762,12 @@ impl<'a, S: Sink<'a>> Scanner<'a, S> {
             Chomp::Clip => text.push('\n'),
             Chomp::Keep => text.extend(std::iter::repeat_n('\n', breaks + 1)),
         }
-        self.push(
-            Ev::Scalar {
-                text: Cow::Owned(text),
-                style: if literal {
-                    ScalarStyle::Literal
-                } else {
-                    ScalarStyle::Folded
-                },
-                tag: None,
-            },
-            pos,
-        )?;
+        let style = if literal {
+            ScalarStyle::Literal
+        } else {
+            ScalarStyle::Folded
+        };
+        self.push(scalar(Cow::Owned(text), style), pos)?;
         self.next_content()
     }
 
@@ -834,28 +833,8 @@ impl<'a, S: Sink<'a>> Scanner<'a, S> {
             b'[' | b'{' => self.flow(),
             b'\'' | b'"' => self.quoted_scalar(None),
             first => {
-                if matches!(first, b'-' | b'?') {
-                    if matches!(
-                        self.at(self.i + 1),
-                        b' ' | b'\t' | b'\n' | 0 | b',' | b'[' | b']' | b'{' | b'}'
-                    ) {
-                        return Err(GiveUp);
-                    }
-                } else if matches!(
-                    first,
-                    b',' | b']'
-                        | b'}'
-                        | b':'
-                        | b'#'
-                        | b'&'
-                        | b'*'
-                        | b'!'
-                        | b'|'
-                        | b'>'
-                        | b'%'
-                        | b'@'
-                        | b'`'
-                ) {
+                // a `:` first is left to granit-parser in flow collections
+                if first == b':' || !plain_can_start(first, self.at(self.i + 1)) {
                     return Err(GiveUp);
                 }
                 let (mut j, mut end) = (self.i, self.i);
