@@ -59,22 +59,22 @@ pub enum SpawnError {
     },
 }
 
-/// A started process.
-pub struct Started {
-    /// Its pid, which is also its process group id.
-    pub pid: u32,
-    /// Its start time in clock ticks since boot (0 if unknown).
-    pub start_time: u64,
-    /// How it ends.
+/// A process's pid and start time once it runs, or why it did not start.
+pub type Running = Pin<Box<dyn Future<Output = Result<(u32, u64), SpawnError>> + Send>>;
+
+/// A process asked to start. Through the reaper it starts while its caller goes on, so its
+/// pid is known later.
+pub struct Spawned {
+    /// Once it runs: its pid, which is also its process group id, and its start time in clock
+    /// ticks since boot (0 if unknown). Or why it did not start.
+    pub running: Running,
+    /// How it ends, once it ran.
     pub ended: Pin<Box<dyn Future<Output = Exit> + Send>>,
 }
 
-impl std::fmt::Debug for Started {
+impl std::fmt::Debug for Spawned {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Started")
-            .field("pid", &self.pid)
-            .field("start_time", &self.start_time)
-            .finish_non_exhaustive()
+        f.debug_struct("Spawned").finish_non_exhaustive()
     }
 }
 
@@ -117,15 +117,15 @@ pub fn start_error(spec: &ProcSpec, source: std::io::Error) -> SpawnError {
 }
 
 /// Starts a process in a new process group. Must be called inside a tokio runtime.
-pub fn spawn(spec: &ProcSpec) -> Result<Started, SpawnError> {
+pub fn spawn(spec: &ProcSpec) -> Result<Spawned, SpawnError> {
     let mut child = tokio::process::Command::from(command(spec)?)
         .kill_on_drop(false)
         .spawn()
         .map_err(|source| start_error(spec, source))?;
     let pid = child.id().unwrap_or(0);
-    Ok(Started {
-        pid,
-        start_time: start_time(pid).unwrap_or(0),
+    let running = Ok((pid, start_time(pid).unwrap_or(0)));
+    Ok(Spawned {
+        running: Box::pin(std::future::ready(running)),
         ended: Box::pin(
             async move { child.wait().await.map_or(Exit::Code(-1), Exit::from_status) },
         ),
@@ -355,7 +355,8 @@ mod tests {
             ],
         ))
         .expect("spawn");
-        assert!(started.start_time > 0);
+        let (pid, start_time) = started.running.await.expect("running");
+        assert!(pid > 1 && start_time > 0);
         assert_eq!(started.ended.await, Exit::Code(3));
         let log = std::fs::read_to_string(dir.path().join("logs/out.log")).expect("log");
         let cwd = std::fs::canonicalize(dir.path()).expect("canon");
@@ -382,6 +383,7 @@ mod tests {
             ],
         ))
         .expect("spawn");
+        let (pid, _) = started.running.await.expect("running");
         let log = dir.path().join("logs/out.log");
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while std::fs::read_to_string(&log).unwrap_or_default() != "ready\n" {
@@ -391,10 +393,10 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert!(group_alive(started.pid));
-        stop_group(started.pid, Duration::from_millis(200)).await;
+        assert!(group_alive(pid));
+        stop_group(pid, Duration::from_millis(200)).await;
         assert_eq!(started.ended.await, Exit::Signal(9));
-        assert!(!group_alive(started.pid), "no member of the group survives");
+        assert!(!group_alive(pid), "no member of the group survives");
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! working directory, log and status file); the reaper starts the worker in its own process
 //! group, with its output appended to the log, and answers on stdout with `started ID PID START`
 //! or `failed ID MESSAGE`; when the worker ends it appends the ending to the worker's status
-//! file and answers `exited ID code N` or `exited ID signal N`. The reaper is in a process
+//! file and answers `exited ID code N` or `exited ID signal N`. The dispatcher does not wait
+//! for the `started` answer: it prepares the next worker while the reaper starts this one. The reaper is in a process
 //! group of its own, so Ctrl-C and the signals sent to workers do not reach it. When its stdin
 //! closes (the dispatcher exited, or was killed) it starts nothing more, waits for the workers
 //! it started and exits.
@@ -24,12 +25,13 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError, mpsc};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use nix::sys::wait::{WaitStatus, waitpid};
 use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
 
-use crate::process::{self, Exit, ProcSpec, SpawnError, Started};
+use crate::process::{self, Exit, ProcSpec, SpawnError, Spawned};
 use crate::{error_chain, lock};
 
 /// The complete lines of a status file as (kind, value).
@@ -89,8 +91,8 @@ struct Request {
 
 /// The dispatcher's side of a request in flight.
 struct Waiting {
-    started: Option<mpsc::Sender<Result<(u32, u64), String>>>,
-    ended: Option<tokio::sync::oneshot::Sender<Exit>>,
+    started: Option<oneshot::Sender<Result<(u32, u64), String>>>,
+    ended: Option<oneshot::Sender<Exit>>,
 }
 
 type Table = Arc<Mutex<HashMap<u64, Waiting>>>;
@@ -147,14 +149,15 @@ impl Reaper {
         Ok(Running { child, stdin })
     }
 
-    /// Starts `spec` through the reaper, which records its ending to `status`.
-    pub fn spawn(&self, spec: &ProcSpec, status: &Path) -> Result<Started, SpawnError> {
+    /// Asks the reaper to start `spec` and record its ending to `status`. Returns once the
+    /// request is sent: the caller does other work while the reaper starts the process.
+    pub fn spawn(&self, spec: &ProcSpec, status: &Path) -> Result<Spawned, SpawnError> {
         if spec.argv.is_empty() {
             return Err(SpawnError::EmptyCommand);
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let (started_tx, started_rx) = mpsc::channel();
-        let (ended_tx, ended_rx) = tokio::sync::oneshot::channel();
+        let (started_tx, started_rx) = oneshot::channel();
+        let (ended_tx, ended_rx) = oneshot::channel();
         lock(&self.table).insert(
             id,
             Waiting {
@@ -167,25 +170,19 @@ impl Reaper {
             spec: spec.clone(),
             status: status.to_path_buf(),
         };
-        let answer = self
-            .send(&request)
-            .map_err(|e| e.to_string())
-            .and_then(|()| {
-                started_rx
-                    .recv()
-                    .unwrap_or_else(|_| Err("the reaper exited".to_string()))
-            });
-        match answer {
-            Ok((pid, start_time)) => Ok(Started {
-                pid,
-                start_time,
-                ended: Box::pin(async move { ended_rx.await.unwrap_or(Exit::Code(-1)) }),
-            }),
-            Err(message) => {
-                lock(&self.table).remove(&id);
-                Err(SpawnError::Reaper(message))
-            }
+        if let Err(e) = self.send(&request) {
+            lock(&self.table).remove(&id);
+            return Err(SpawnError::Reaper(e.to_string()));
         }
+        Ok(Spawned {
+            running: Box::pin(async move {
+                started_rx
+                    .await
+                    .unwrap_or_else(|_| Err("the reaper exited".to_string()))
+                    .map_err(SpawnError::Reaper)
+            }),
+            ended: Box::pin(async move { ended_rx.await.unwrap_or(Exit::Code(-1)) }),
+        })
     }
 
     /// Sends `request`, starting the reaper first if needed.

@@ -647,6 +647,13 @@ enum Ev {
         task: usize,
         env: Result<PathBuf, String>,
     },
+    /// A process asked for runs (its pid and start time), or did not start.
+    Running {
+        task: usize,
+        attempt: u32,
+        rank: u32,
+        running: Result<(u32, u64), process::SpawnError>,
+    },
     Exited {
         task: usize,
         attempt: u32,
@@ -684,8 +691,8 @@ struct ProcState {
     rank: u32,
     /// A sidecar's name; `None` for a worker.
     sidecar: Option<String>,
-    row: i64,
-    pgid: u32,
+    /// Its row in the store and its process group id, once it runs.
+    running: Option<(i64, u32)>,
     log: PathBuf,
     exit: Option<Exit>,
 }
@@ -701,6 +708,8 @@ struct AttemptState {
     placement: Option<mlctl_core::sched::Placement>,
     /// Whether the workers (not only the sidecars) were started.
     workers_started: bool,
+    /// The `Started` event's message, said once every worker runs.
+    started_message: Option<String>,
     /// Whether the sidecars were told to stop (their workers are done).
     sidecars_stopping: bool,
     /// The task as this attempt runs it (its port filled in).
@@ -1204,6 +1213,7 @@ impl Dispatcher<'_> {
             failure: None,
             placement: None,
             workers_started: false,
+            started_message: None,
             sidecars_stopping: false,
             spec: t.spec.clone(),
             port: None,
@@ -1393,7 +1403,6 @@ impl Dispatcher<'_> {
         index: usize,
         placement: &mlctl_core::sched::Placement,
     ) -> Result<(), RuntimeError> {
-        let run = self.tasks[index].run;
         let (spec, attempt_no, dirs) = {
             let a = self.tasks[index]
                 .attempt
@@ -1431,13 +1440,10 @@ impl Dispatcher<'_> {
                 } else {
                     format!("attempt {attempt_no} started {where_}")
                 };
-                let pids: Vec<u32> = started.iter().map(|s| s.pid).collect();
+                if let Some(a) = self.tasks[index].attempt.as_mut() {
+                    a.started_message = Some(msg);
+                }
                 self.track(index, started, 0)?;
-                self.event(run, &spec.job, EventKind::Normal, "Started", &msg);
-                let port = self.tasks[index].attempt.as_ref().and_then(|a| a.port);
-                self.runs[run]
-                    .controller
-                    .attempt_started(&spec.job, port, &pids);
                 if let Some(deadline) = spec.deadline {
                     let tx = self.tx.clone();
                     tokio::spawn(async move {
@@ -1463,7 +1469,7 @@ impl Dispatcher<'_> {
     fn track(
         &mut self,
         index: usize,
-        started: Vec<process::Started>,
+        started: Vec<process::Spawned>,
         first: u32,
     ) -> Result<(), RuntimeError> {
         let t = &mut self.tasks[index];
@@ -1483,14 +1489,6 @@ impl Dispatcher<'_> {
                 Some(name) => a.dirs.sidecar_log(name),
                 None => a.dirs.log(rank),
             };
-            let row = self.rt.store.insert_process(
-                a.id,
-                rank,
-                s.pid,
-                s.start_time,
-                &log.display().to_string(),
-                now(),
-            )?;
             let source = match &sidecar {
                 Some(name) => format!("{}/{name}", t.spec.job),
                 None if t.spec.workers > 1 => format!("{}/{rank}", t.spec.job),
@@ -1501,29 +1499,109 @@ impl Dispatcher<'_> {
             a.procs.push(ProcState {
                 rank,
                 sidecar,
-                row,
-                pgid: s.pid,
+                running: None,
                 log,
                 exit: None,
             });
             let tx = self.tx.clone();
             let attempt = a.number;
-            let ended = s.ended;
             tokio::spawn(async move {
-                let exit = ended.await;
-                let _ = tx.send(Ev::Exited {
+                let running = s.running.await;
+                let ran = running.is_ok();
+                let _ = tx.send(Ev::Running {
                     task: index,
                     attempt,
                     rank,
-                    exit,
+                    running,
                 });
+                if ran {
+                    let exit = s.ended.await;
+                    let _ = tx.send(Ev::Exited {
+                        task: index,
+                        attempt,
+                        rank,
+                        exit,
+                    });
+                }
             });
+        }
+        Ok(())
+    }
+
+    /// Records that process `rank` of attempt `attempt` of task `index` runs, stopping it if
+    /// its attempt was told to stop meanwhile; or fails the attempt if it did not start.
+    fn running(
+        &mut self,
+        index: usize,
+        attempt: u32,
+        rank: u32,
+        running: Result<(u32, u64), process::SpawnError>,
+    ) -> Result<(), RuntimeError> {
+        let grace = if self.forced {
+            Duration::ZERO
+        } else {
+            self.rt.grace
+        };
+        let t = &mut self.tasks[index];
+        let Some(a) = t.attempt.as_mut().filter(|a| a.number == attempt) else {
+            // its attempt is over: nothing of it may run on
+            if let Ok((pid, _)) = running {
+                let _ = process::signal_group(pid, Signal::SIGKILL);
+            }
+            return Ok(());
+        };
+        let Some(p) = a.procs.iter_mut().find(|p| p.rank == rank) else {
+            return Ok(());
+        };
+        let (pid, start_time) = match running {
+            Ok(running) => running,
+            Err(source) => {
+                p.exit = Some(Exit::Code(-1));
+                self.tail.close(&p.log.clone());
+                let e = task::StartError::Spawn { rank, source };
+                self.fail_attempt(index, Outcome::Error, "FailedToStart", error_chain(&e));
+                return self.maybe_finish_attempt(index);
+            }
+        };
+        let row = self.rt.store.insert_process(
+            a.id,
+            rank,
+            pid,
+            start_time,
+            &p.log.display().to_string(),
+            now(),
+        )?;
+        p.running = Some((row, pid));
+        if a.failure.is_some() || (p.sidecar.is_some() && a.sidecars_stopping) {
+            tokio::spawn(process::stop_group(pid, grace));
+        }
+        let workers_running = a.workers_started
+            && a.procs
+                .iter()
+                .filter(|p| p.sidecar.is_none())
+                .all(|p| p.running.is_some());
+        if workers_running && let Some(msg) = a.started_message.take() {
+            let pids: Vec<u32> = a
+                .procs
+                .iter()
+                .filter(|p| p.sidecar.is_none())
+                .filter_map(|p| p.running.map(|(_, pid)| pid))
+                .collect();
+            let (run, port, job) = (t.run, a.port, t.spec.job.clone());
+            self.event(run, &job, EventKind::Normal, "Started", &msg);
+            self.runs[run].controller.attempt_started(&job, port, &pids);
         }
         Ok(())
     }
 
     fn handle(&mut self, ev: Ev) -> Result<(), RuntimeError> {
         match ev {
+            Ev::Running {
+                task,
+                attempt,
+                rank,
+                running,
+            } => self.running(task, attempt, rank, running)?,
             Ev::Exited {
                 task,
                 attempt,
@@ -1538,10 +1616,12 @@ impl Dispatcher<'_> {
                     return Ok(());
                 };
                 p.exit = Some(exit);
-                let (row, log, sidecar) = (p.row, p.log.clone(), p.sidecar.clone());
-                self.rt
-                    .store
-                    .finish_process(row, &exit.to_string(), now())?;
+                let (running, log, sidecar) = (p.running, p.log.clone(), p.sidecar.clone());
+                if let Some((row, _)) = running {
+                    self.rt
+                        .store
+                        .finish_process(row, &exit.to_string(), now())?;
+                }
                 self.tail.close(&log);
                 self.drain_logs(Which::Closing);
                 let a = self.tasks[task].attempt.as_ref().expect("checked above");
@@ -1587,12 +1667,13 @@ impl Dispatcher<'_> {
                 if workers_done && !a.sidecars_stopping {
                     // the workers are done: the sidecars that serve them are stopped
                     a.sidecars_stopping = true;
-                    for p in a
+                    for (_, pgid) in a
                         .procs
                         .iter()
                         .filter(|p| p.sidecar.is_some() && p.exit.is_none())
+                        .filter_map(|p| p.running)
                     {
-                        tokio::spawn(process::stop_group(p.pgid, grace));
+                        tokio::spawn(process::stop_group(pgid, grace));
                     }
                 }
                 self.maybe_finish_attempt(task)?;
@@ -1715,8 +1796,13 @@ impl Dispatcher<'_> {
         if a.failure.is_none() {
             a.failure = Some((outcome, reason, message));
         }
-        for p in a.procs.iter().filter(|p| p.exit.is_none()) {
-            let pgid = p.pgid;
+        // a process not running yet is stopped when it runs (see `running`)
+        for (_, pgid) in a
+            .procs
+            .iter()
+            .filter(|p| p.exit.is_none())
+            .filter_map(|p| p.running)
+        {
             tokio::spawn(process::stop_group(pgid, grace));
         }
     }
@@ -1741,8 +1827,8 @@ impl Dispatcher<'_> {
             return Ok(());
         };
         // members of the groups that outlived their leader (daemons a worker started)
-        for p in &a.procs {
-            let _ = process::signal_group(p.pgid, Signal::SIGKILL);
+        for (_, pgid) in a.procs.iter().filter_map(|p| p.running) {
+            let _ = process::signal_group(pgid, Signal::SIGKILL);
         }
         if placed {
             self.outbox.push(Event::Finish {
@@ -2012,8 +2098,8 @@ impl Dispatcher<'_> {
             self.forced = true;
             for t in &self.tasks {
                 for p in t.attempt.iter().flat_map(|a| a.procs.iter()) {
-                    if p.exit.is_none() {
-                        let _ = process::signal_group(p.pgid, Signal::SIGKILL);
+                    if let (None, Some((_, pgid))) = (p.exit, p.running) {
+                        let _ = process::signal_group(pgid, Signal::SIGKILL);
                     }
                 }
             }

@@ -9,7 +9,7 @@ use mlctl_core::sched::{Placement, PodRequest};
 use mlctl_core::spec::common::Retries;
 
 use crate::home::Home;
-use crate::process::{self, ProcSpec, Started};
+use crate::process::{self, ProcSpec, Spawned};
 use crate::reaper::Reaper;
 
 /// What to run for one job.
@@ -239,7 +239,7 @@ fn spawn_one(
     env: Vec<(String, String)>,
     cwd: &Path,
     log: PathBuf,
-) -> Result<Started, process::SpawnError> {
+) -> Result<Spawned, process::SpawnError> {
     let spec = ProcSpec {
         argv: argv.to_vec(),
         env,
@@ -266,15 +266,16 @@ fn gpus_of(placement: &Placement, rank: u32) -> Vec<(String, String)> {
 }
 
 /// Prepares the attempt's directories and starts every worker of `spec` on `placement`,
-/// through `reaper` when given. On failure, workers already started are
-/// returned with the error so that they can be stopped.
+/// through `reaper` when given. A worker the reaper then fails to start says so through its
+/// [`Spawned::running`]. On an error here, workers already asked for are returned with the
+/// error so that they can be stopped.
 pub fn start(
     home: &Home,
     spec: &TaskSpec,
     dirs: &AttemptDirs,
     placement: &Placement,
     reaper: Option<&Reaper>,
-) -> Result<Vec<Started>, (Vec<Started>, StartError)> {
+) -> Result<Vec<Spawned>, (Vec<Spawned>, StartError)> {
     let prepared = prepare(home, spec, dirs).map_err(|e| (Vec::new(), e))?;
     let master_port = match spec.master_port {
         Some(p) => p,
@@ -316,7 +317,7 @@ pub fn start_sidecars(
     dirs: &AttemptDirs,
     placement: &Placement,
     reaper: Option<&Reaper>,
-) -> Result<Vec<Started>, (Vec<Started>, StartError)> {
+) -> Result<Vec<Spawned>, (Vec<Spawned>, StartError)> {
     let prepared = prepare(home, spec, dirs).map_err(|e| (Vec::new(), e))?;
     let mut started = Vec::new();
     for (i, sidecar) in spec.sidecars.iter().enumerate() {

@@ -94,6 +94,31 @@ fn failures_are_retried_with_backoff_until_the_limit() {
 }
 
 #[test]
+fn a_program_that_does_not_exist_fails_to_start() {
+    let env = Env::new();
+    let spec = env.spec(
+        "job.yaml",
+        "apiVersion: mlctl.dev/v1alpha1\nkind: TrainingJob\nmetadata: {name: typo}\nspec:\n  run: [mlctl-test-no-such-program]\n  workers: 2\n",
+    );
+    let out = env.run(&["-f", spec.to_str().expect("utf8")]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let all = text(&out);
+    assert!(all.contains("FailedToStart"), "{all}");
+    assert!(
+        all.contains("failed to start `mlctl-test-no-such-program`"),
+        "{all}"
+    );
+    assert!(!all.contains("Started"), "no worker ran: {all}");
+    let job = env.job("typo");
+    assert_eq!(
+        (job["phase"].as_str(), job["attempts"].as_u64()),
+        (Some("Failed"), Some(1))
+    );
+    let described = env.describe("typo");
+    assert!(pids_in(&described).is_empty(), "{described}");
+}
+
+#[test]
 fn a_deadline_stops_the_attempt() {
     let env = Env::new();
     let spec = env.spec(
