@@ -38,8 +38,18 @@ impl Followed {
         }
         let before = self.partial.len();
         if let Some(file) = &mut self.file {
-            // appends to what is left of an unterminated line
-            let _ = file.read_to_end(&mut self.partial);
+            // appends to what is left of an unterminated line, with plain reads until the end
+            // (`read_to_end` on a file asks for its size and position first: two more system
+            // calls for every followed file at every poll)
+            let mut chunk = [0u8; 8192];
+            loop {
+                match file.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => self.partial.extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
         }
         self.offset += (self.partial.len() - before) as u64;
         let mut start = 0;
