@@ -79,8 +79,10 @@ impl std::fmt::Debug for Spawned {
 }
 
 /// The command that starts `spec` in a new process group, its output appended to its log
-/// (opened here, its directory created).
-pub fn command(spec: &ProcSpec) -> Result<std::process::Command, SpawnError> {
+/// (opened here, its directory created). `found`, when given, is the file that `spec`'s
+/// program, named without a slash, was found to be on PATH: it is run as it is, without a
+/// search, and still sees its name as its first argument.
+pub fn command(spec: &ProcSpec, found: Option<&Path>) -> Result<std::process::Command, SpawnError> {
     let (program, args) = spec.argv.split_first().ok_or(SpawnError::EmptyCommand)?;
     let log_err = |source| SpawnError::Log {
         path: spec.log.clone(),
@@ -95,7 +97,14 @@ pub fn command(spec: &ProcSpec) -> Result<std::process::Command, SpawnError> {
         .open(&spec.log)
         .map_err(log_err)?;
     let err = out.try_clone().map_err(log_err)?;
-    let mut command = std::process::Command::new(program);
+    let mut command = match found {
+        Some(file) => {
+            let mut command = std::process::Command::new(file);
+            command.arg0(program);
+            command
+        }
+        None => std::process::Command::new(program),
+    };
     command
         .args(args)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
@@ -118,7 +127,7 @@ pub fn start_error(spec: &ProcSpec, source: std::io::Error) -> SpawnError {
 
 /// Starts a process in a new process group. Must be called inside a tokio runtime.
 pub fn spawn(spec: &ProcSpec) -> Result<Spawned, SpawnError> {
-    let mut child = tokio::process::Command::from(command(spec)?)
+    let mut child = tokio::process::Command::from(command(spec, None)?)
         .kill_on_drop(false)
         .spawn()
         .map_err(|source| start_error(spec, source))?;

@@ -20,6 +20,7 @@
 //! (BENCHMARKS.md, "local runtime").
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -275,18 +276,86 @@ fn say(out: &Mutex<std::io::Stdout>, line: &str) {
     let _ = out.flush();
 }
 
-fn start_worker(request: &Request) -> Result<(Child, std::fs::File), String> {
+/// Where programs named without a slash were found on the PATH they run with. Without it,
+/// every start of such a program tries the PATH's directories in turn, each miss a failed
+/// `execve` in the new process (eight per worker for `true` on this project's CI PATH); a
+/// shell's table of commands saves the same.
+#[derive(Default)]
+struct Programs(HashMap<(String, OsString), PathBuf>);
+
+impl Programs {
+    /// The key of `spec`'s program: its name, when it has no slash, and the PATH it runs with.
+    fn key(spec: &ProcSpec) -> Option<(String, OsString)> {
+        let name = spec
+            .argv
+            .first()
+            .filter(|n| !n.is_empty() && !n.contains('/'))?;
+        let path = spec
+            .env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| OsString::from(v))
+            .or_else(|| std::env::var_os("PATH"))?;
+        Some((name.clone(), path))
+    }
+
+    /// The executable file `spec`'s program is, searched as `execvp` does; none when the
+    /// search would reach a relative directory (which the worker resolves from its own
+    /// working directory) or finds nothing (the start then fails as it would have).
+    fn find(&mut self, spec: &ProcSpec) -> Option<PathBuf> {
+        use std::os::unix::fs::PermissionsExt;
+        let key = Self::key(spec)?;
+        if let Some(file) = self.0.get(&key) {
+            return Some(file.clone());
+        }
+        for dir in std::env::split_paths(&key.1) {
+            if !dir.is_absolute() {
+                return None;
+            }
+            let file = dir.join(&key.0);
+            if std::fs::metadata(&file)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            {
+                self.0.insert(key, file.clone());
+                return Some(file);
+            }
+        }
+        None
+    }
+
+    /// Forgets where `spec`'s program was (it is gone).
+    fn forget(&mut self, spec: &ProcSpec) {
+        if let Some(key) = Self::key(spec) {
+            self.0.remove(&key);
+        }
+    }
+}
+
+fn start_worker(
+    request: &Request,
+    programs: &mut Programs,
+) -> Result<(Child, std::fs::File), String> {
     let spec = &request.spec;
-    let mut command = process::command(spec).map_err(|e| error_chain(&e))?;
+    let found = programs.find(spec);
+    let mut command = process::command(spec, found.as_deref()).map_err(|e| error_chain(&e))?;
     let status = std::fs::File::create(&request.status).map_err(|e| {
         format!(
             "failed to create the status file {}: {e}",
             request.status.display()
         )
     })?;
-    let child = command
-        .spawn()
-        .map_err(|e| error_chain(&process::start_error(spec, e)))?;
+    let spawned = match command.spawn() {
+        // the file found before is gone: search the PATH again
+        Err(e) if found.is_some() && e.kind() == std::io::ErrorKind::NotFound => {
+            programs.forget(spec);
+            process::command(spec, None)
+                .map_err(|e| error_chain(&e))?
+                .spawn()
+        }
+        spawned => spawned,
+    };
+    let child = spawned.map_err(|e| error_chain(&process::start_error(spec, e)))?;
     Ok((child, status))
 }
 
@@ -299,6 +368,7 @@ pub fn serve() -> u8 {
         let (state, out) = (state.clone(), out.clone());
         std::thread::spawn(move || wait_for_workers(&state, &out))
     };
+    let mut programs = Programs::default();
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
         let Ok(request) = serde_json::from_str::<Request>(&line) else {
@@ -308,7 +378,7 @@ pub fn serve() -> u8 {
         let (lock_, wake) = &*state;
         // holds the table while starting, so that the waiter finds every worker it reaps
         let mut workers = lock(lock_);
-        match start_worker(&request) {
+        match start_worker(&request, &mut programs) {
             Ok((child, mut status)) => {
                 let pid = child.id();
                 let start_time = process::start_time(pid).unwrap_or(0);
@@ -380,5 +450,76 @@ mod tests {
         std::fs::write(&path, "pid 12 34\nsignal 9\n").expect("write");
         assert_eq!(read_status(&path), Some(Exit::Signal(9)));
         assert_eq!(read_status(&dir.path().join("none")), None);
+    }
+
+    /// A script in `dir` called `name` that says `says`.
+    fn script(dir: &Path, name: &str, says: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let file = dir.join(name);
+        std::fs::write(&file, format!("#!/bin/sh\necho {says}\n")).expect("write");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        file
+    }
+
+    fn request(dir: &Path, argv: &[&str], path: &str) -> Request {
+        Request {
+            id: 1,
+            spec: ProcSpec {
+                argv: argv.iter().map(|s| s.to_string()).collect(),
+                env: vec![("PATH".into(), path.into())],
+                cwd: dir.to_path_buf(),
+                log: dir.join("0.log"),
+            },
+            status: dir.join("0.status"),
+        }
+    }
+
+    #[test]
+    fn programs_are_found_as_execvp_finds_them() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::create_dir_all(&a).expect("a");
+        std::fs::create_dir_all(&b).expect("b");
+        // not executable in a: skipped for the one in b
+        std::fs::write(a.join("prog"), "").expect("write");
+        let in_b = script(&b, "prog", "b");
+        let path = format!("{}:{}", a.display(), b.display());
+        let mut programs = Programs::default();
+        let spec = |argv: &[&str], path: &str| request(dir.path(), argv, path).spec;
+        assert_eq!(programs.find(&spec(&["prog", "x"], &path)), Some(in_b));
+        // a name with a slash is not searched; nor is a PATH with a relative directory first
+        assert_eq!(programs.find(&spec(&["./prog"], &path)), None);
+        let relative = format!("bin:{}", b.display());
+        assert_eq!(programs.find(&spec(&["prog"], &relative)), None);
+        // nothing found: the start fails as it would have
+        assert_eq!(programs.find(&spec(&["no-such-prog"], &path)), None);
+        // each PATH has its own answers
+        let in_a = script(&a, "prog", "a");
+        assert_eq!(
+            programs.find(&spec(&["prog"], &a.display().to_string())),
+            Some(in_a)
+        );
+    }
+
+    #[test]
+    fn a_program_found_before_and_gone_since_is_searched_again() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::create_dir_all(&a).expect("a");
+        std::fs::create_dir_all(&b).expect("b");
+        let in_a = script(&a, "prog", "from-a");
+        script(&b, "prog", "from-b");
+        let path = format!("{}:{}", a.display(), b.display());
+        let mut programs = Programs::default();
+        let run = |programs: &mut Programs| {
+            let request = request(dir.path(), &["prog"], &path);
+            let (mut child, _) = start_worker(&request, programs).expect("start");
+            assert!(child.wait().expect("wait").success());
+        };
+        run(&mut programs);
+        std::fs::remove_file(&in_a).expect("rm");
+        run(&mut programs);
+        let log = std::fs::read_to_string(dir.path().join("0.log")).expect("log");
+        assert_eq!(log, "from-a\nfrom-b\n");
     }
 }
