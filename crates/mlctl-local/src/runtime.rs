@@ -637,6 +637,9 @@ pub fn spec_dir_of(file: &str) -> PathBuf {
     std::fs::canonicalize(&dir).unwrap_or(dir)
 }
 
+/// How long the dispatcher's writes wait for the next events' writes to share their commit.
+const GROUP_COMMIT: Duration = Duration::from_millis(5);
+
 enum Ev {
     SidecarsReady {
         task: usize,
@@ -862,15 +865,27 @@ impl Dispatcher<'_> {
         let mut sigterm = signal(SignalKind::terminate()).map_err(RuntimeError::Signals)?;
         let mut tick = tokio::time::interval(Duration::from_millis(50));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // What one pass writes is one transaction, committed before the dispatcher waits and
-        // before it starts a process (see `commit_before_start`). Every state a crash can
-        // leave is therefore one that statement-by-statement commits could leave too.
+        // What passes write is one transaction, committed before a process starts (see
+        // `commit_before_start`), and otherwise once no event came for GROUP_COMMIT after the
+        // first uncommitted write: a burst of events (a worker's start, then its exit) is one
+        // commit. Every state a crash can leave is therefore one that statement-by-statement
+        // commits could leave too.
         self.rt.store.begin_batch();
         let passes = async {
             loop {
                 self.flush()?;
                 if self.finished() {
                     return Ok(());
+                }
+                if let Some(waited) = self.rt.store.uncommitted_for()
+                    && let Some(left) = GROUP_COMMIT.checked_sub(waited)
+                    && let Ok(Some(ev)) = tokio::time::timeout(left, rx.recv()).await
+                {
+                    self.handle(ev)?;
+                    while let Ok(ev) = rx.try_recv() {
+                        self.handle(ev)?;
+                    }
+                    continue;
                 }
                 self.rt.store.commit_batch()?;
                 tokio::select! {
@@ -1015,7 +1030,7 @@ impl Dispatcher<'_> {
         let id = self.runs[run].id.clone();
         for note in self.runs[run].controller.take_notes() {
             if let Some(phase) = note.phase {
-                let job = self.rt.store.upsert_job(&id, &note.job, 1)?;
+                let (job, _) = self.rt.store.upsert_job(&id, &note.job, 1)?;
                 self.rt
                     .store
                     .update_job(job, phase, &note.message, 0, now(), true)?;
@@ -1043,8 +1058,13 @@ impl Dispatcher<'_> {
     fn add_task(&mut self, run: usize, spec: TaskSpec) -> Result<(), RuntimeError> {
         self.open[run] += 1;
         let run_id = self.runs[run].id.clone();
-        let job_id = self.rt.store.upsert_job(&run_id, &spec.job, spec.workers)?;
-        let previous = self.rt.store.attempts(job_id)?;
+        let (job_id, new) = self.rt.store.upsert_job(&run_id, &spec.job, spec.workers)?;
+        // a job just added has no past: only a resumed one is looked up
+        let previous = if new {
+            Vec::new()
+        } else {
+            self.rt.store.attempts(job_id)?
+        };
         let index = self.tasks.len();
         self.tasks.push(TaskState {
             run,
@@ -1061,7 +1081,11 @@ impl Dispatcher<'_> {
             pending_reason: String::new(),
             stopping: false,
         });
-        let row = self.rt.store.job(job_id)?;
+        let row = if new {
+            None
+        } else {
+            self.rt.store.job(job_id)?
+        };
         match (row.as_ref().map(|r| r.phase.as_str()), previous.last()) {
             // a resumed job that already ended
             (Some("Succeeded"), Some(last)) => {

@@ -152,6 +152,8 @@ pub struct Store {
     conn: Connection,
     /// Whether writes are grouped into one transaction until [`Store::commit_batch`].
     batching: std::cell::Cell<bool>,
+    /// When the open group's transaction began.
+    opened: std::cell::Cell<Option<std::time::Instant>>,
 }
 
 /// A run as stored.
@@ -440,6 +442,7 @@ impl Store {
         Ok(Self {
             conn,
             batching: std::cell::Cell::new(false),
+            opened: std::cell::Cell::new(None),
         })
     }
 
@@ -456,7 +459,17 @@ impl Store {
         if !self.conn.is_autocommit() {
             self.conn.execute_batch("COMMIT")?;
         }
+        self.opened.set(None);
         Ok(())
+    }
+
+    /// How long the writes grouped so far have waited for their commit; none when there are
+    /// none.
+    pub fn uncommitted_for(&self) -> Option<Duration> {
+        self.opened
+            .get()
+            .filter(|_| !self.conn.is_autocommit())
+            .map(|t| t.elapsed())
     }
 
     /// Commits the writes grouped so far and writes each statement on its own again.
@@ -469,6 +482,7 @@ impl Store {
     fn writing(&self) -> rusqlite::Result<()> {
         if self.batching.get() && self.conn.is_autocommit() {
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            self.opened.set(Some(std::time::Instant::now()));
         }
         Ok(())
     }
@@ -782,17 +796,22 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Adds a job to a run (or returns the existing one of that name).
-    pub fn upsert_job(&self, run: &str, name: &str, workers: u32) -> Result<i64> {
-        self.exec(
+    /// Adds a job to a run (or finds the existing one of that name): its id, and whether it
+    /// is new.
+    pub fn upsert_job(&self, run: &str, name: &str, workers: u32) -> Result<(i64, bool)> {
+        let inserted = self.exec(
             "INSERT OR IGNORE INTO jobs (run_id, name, phase, workers) VALUES (?1, ?2, 'Pending', ?3)",
             params![run, name, workers],
         )?;
-        Ok(self.row(
+        if inserted == 1 {
+            return Ok((self.conn.last_insert_rowid(), true));
+        }
+        let id = self.row(
             "SELECT id FROM jobs WHERE run_id = ?1 AND name = ?2",
             params![run, name],
             |r| r.get(0),
-        )?)
+        )?;
+        Ok((id, false))
     }
 
     /// Updates a job.
@@ -1130,7 +1149,12 @@ mod tests {
                 now: 0.0,
             })
             .expect("run");
-        let job = store.upsert_job("r", "train", 1).expect("job");
+        let (job, new) = store.upsert_job("r", "train", 1).expect("job");
+        assert!(new);
+        assert_eq!(
+            store.upsert_job("r", "train", 1).expect("again"),
+            (job, false)
+        );
         store.begin_batch();
         store
             .insert_attempt(job, 1, "r/train/1", 1.0)
