@@ -532,6 +532,68 @@ impl Controller for Single {
     }
 }
 
+/// What later steps of a pipeline can refer to: the output values of succeeded steps that
+/// have some, and the working directories of those that declare output artifacts (steps with
+/// nothing to give are not kept, so that finding what is known does not cost more with every
+/// step that ended).
+#[derive(Default)]
+struct Known {
+    outputs: HashMap<String, Vec<(String, String)>>,
+    workdirs: HashMap<String, PathBuf>,
+}
+
+impl Known {
+    /// Keeps what the succeeded step `step` gives (its working directory is `work`).
+    fn remember(
+        &mut self,
+        spec: &PipelineSpec,
+        step: &str,
+        values: &[(String, String)],
+        work: Option<&PathBuf>,
+    ) {
+        if !values.is_empty() {
+            self.outputs.insert(step.to_string(), values.to_vec());
+        }
+        let artifacts = spec
+            .steps
+            .get(step)
+            .is_some_and(|s| s.outputs.artifact_names().next().is_some());
+        if let Some(work) = work.filter(|_| artifacts) {
+            self.workdirs.insert(step.to_string(), work.clone());
+        }
+    }
+
+    /// Every step output and artifact known, with its value.
+    fn values(&self, spec: &PipelineSpec) -> Vec<(Ref, String)> {
+        let mut out = Vec::new();
+        for (step, values) in &self.outputs {
+            for (name, value) in values {
+                out.push((
+                    Ref::StepOutput {
+                        step: step.clone(),
+                        name: name.clone(),
+                    },
+                    value.clone(),
+                ));
+            }
+        }
+        for (step, work) in &self.workdirs {
+            if let Some(s) = spec.steps.get(step) {
+                for (name, path) in s.outputs.artifact_names() {
+                    out.push((
+                        Ref::StepArtifact {
+                            step: step.clone(),
+                            name: name.to_string(),
+                        },
+                        work.join(path.trim_end_matches('/')).display().to_string(),
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
 /// A pipeline run: the DAG engine decides which steps run, when each `when` is evaluated
 /// (after its templates are substituted, as Argo does) and what the pipeline's phase is.
 struct Pipeline {
@@ -544,8 +606,7 @@ struct Pipeline {
     params: Params,
     overrides: IndexMap<String, String>,
     exec: Execution,
-    outputs: HashMap<String, Vec<(String, String)>>,
-    workdirs: HashMap<String, PathBuf>,
+    known: Known,
     notes: Vec<Note>,
     done: Option<(RunPhase, String)>,
     namespaces: Vec<NamespacePolicy>,
@@ -580,8 +641,7 @@ impl Pipeline {
                 .parallelism
                 .and_then(|p| std::num::NonZeroUsize::new(p as usize)),
         };
-        let mut outputs = HashMap::new();
-        let mut workdirs = HashMap::new();
+        let mut known = Known::default();
         let mut recorded = Vec::new();
         for (name, h) in ctx.history {
             let Some(id) = graph.id(name) else { continue };
@@ -593,10 +653,7 @@ impl Pipeline {
                 _ => continue,
             };
             if outcome == dag::Recorded::Succeeded {
-                outputs.insert(name.clone(), h.outputs.clone());
-                if let Some(work) = &h.work {
-                    workdirs.insert(name.clone(), work.clone());
-                }
+                known.remember(spec, name, &h.outputs, h.work.as_ref());
             }
             recorded.push((id, outcome));
         }
@@ -612,8 +669,7 @@ impl Pipeline {
             params,
             overrides: ctx.overrides.clone(),
             exec,
-            outputs,
-            workdirs,
+            known,
             notes: Vec::new(),
             done: None,
             namespaces: namespace_policies(ctx.spec),
@@ -689,32 +745,7 @@ impl Pipeline {
 
     /// The values of every step output and artifact known so far.
     fn known(&self) -> Vec<(Ref, String)> {
-        let mut out = Vec::new();
-        for (step, values) in &self.outputs {
-            for (name, value) in values {
-                out.push((
-                    Ref::StepOutput {
-                        step: step.clone(),
-                        name: name.clone(),
-                    },
-                    value.clone(),
-                ));
-            }
-        }
-        for (step, work) in &self.workdirs {
-            if let Some(s) = self.spec.steps.get(step) {
-                for (name, path) in s.outputs.artifact_names() {
-                    out.push((
-                        Ref::StepArtifact {
-                            step: step.clone(),
-                            name: name.to_string(),
-                        },
-                        work.join(path.trim_end_matches('/')).display().to_string(),
-                    ));
-                }
-            }
-        }
-        out
+        self.known.values(&self.spec)
     }
 
     fn decide(&mut self, id: NodeId) -> dag::Decision {
@@ -976,8 +1007,7 @@ impl Controller for Pipeline {
         };
         let outcome = match result {
             JobResult::Succeeded { outputs, work } => {
-                self.outputs.insert(job.to_string(), outputs.clone());
-                self.workdirs.insert(job.to_string(), work.clone());
+                self.known.remember(&self.spec, job, outputs, Some(work));
                 dag::Outcome::Succeeded
             }
             JobResult::Failed { .. } => dag::Outcome::Failed,

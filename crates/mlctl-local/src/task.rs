@@ -200,6 +200,8 @@ fn prepare(home: &Home, spec: &TaskSpec, dirs: &AttemptDirs) -> Result<Prepared,
             source,
         })
     };
+    // the attempt's own directory first: creating `work` in it is then one `mkdir`
+    prepare(&dirs.root, std::fs::create_dir_all(&dirs.root))?;
     prepare(
         &dirs.work,
         process::make_view(&spec.spec_dir, &dirs.work, home.root()),
