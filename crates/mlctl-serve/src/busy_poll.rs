@@ -7,8 +7,9 @@
 //!
 //! - a connection spins at most `window` per read, and only while it is idle between
 //!   requests, no other connection has a request being handled, no inference request is in
-//!   flight, no other connection spins, and it is the connection that received the server's
-//!   latest request (so a worker is never held while other clients wait);
+//!   flight, no other connection spins, and the server's latest requests (at least two, and
+//!   all those of the last [`QUIET`]) came on this connection (so a worker is not held while
+//!   other clients wait: it is for one client sending one request after another);
 //! - a window that ends with nothing read (a miss) turns spinning off on that connection until
 //!   one of its requests again follows its response closely (within [`REARM_WINDOWS`]
 //!   windows as the server sees it, which includes the server's own wake-up), so an idle
@@ -45,6 +46,12 @@ pub const REARM_WINDOWS: u32 = 4;
 /// before reading into it).
 const MAX_SPIN_READ: usize = 64 << 10;
 
+/// Spinning waits until no other connection has received a request for this long: with one
+/// worker thread (a server pinned to one CPU) the spinning thread cannot see other clients'
+/// requests arrive, and when several connections take turns, spinning for one of them
+/// delays the others (at 8 connections it halved the throughput).
+pub const QUIET: Duration = Duration::from_millis(1);
+
 /// What all connections of one listener share.
 struct Poller {
     window: Duration,
@@ -54,7 +61,17 @@ struct Poller {
     spinning: AtomicBool,
     /// The connection that received the latest request (0: none yet).
     last_reader: AtomicU64,
+    /// When (nanoseconds after `started`) a request last came on another connection than
+    /// the one before it.
+    last_switch: AtomicU64,
+    started: Instant,
     metrics: Arc<Metrics>,
+}
+
+impl Poller {
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.duration_since(self.started).as_nanos()).unwrap_or(u64::MAX)
+    }
 }
 
 /// A TCP listener whose connections busy-poll between requests; `window` zero turns it off.
@@ -73,6 +90,8 @@ impl BusyPollListener {
                 busy: AtomicUsize::new(0),
                 spinning: AtomicBool::new(false),
                 last_reader: AtomicU64::new(0),
+                last_switch: AtomicU64::new(0),
+                started: Instant::now(),
                 metrics,
             }),
             next_id: 1,
@@ -96,6 +115,7 @@ impl axum::serve::Listener for BusyPollListener {
             armed: true,
             busy: false,
             responded_at: None,
+            switched: true,
         };
         (stream, address)
     }
@@ -116,6 +136,8 @@ pub(crate) struct PolledStream {
     busy: bool,
     /// When it last wrote a response (cleared by the next request read).
     responded_at: Option<Instant>,
+    /// Whether the server's request before its latest came on another connection.
+    switched: bool,
 }
 
 impl PolledStream {
@@ -123,10 +145,16 @@ impl PolledStream {
     fn received(&mut self, now: Instant) {
         let poller = &*self.poller;
         if !self.busy {
+            // The first bytes of a request.
             self.busy = true;
             poller.busy.fetch_add(1, Ordering::SeqCst);
+            self.switched = poller.last_reader.swap(self.id, Ordering::Relaxed) != self.id;
+            if self.switched {
+                poller
+                    .last_switch
+                    .store(poller.nanos(now), Ordering::Relaxed);
+            }
         }
-        poller.last_reader.store(self.id, Ordering::Relaxed);
         if let Some(responded) = self.responded_at.take() {
             self.armed = now.duration_since(responded) <= poller.window * REARM_WINDOWS;
         }
@@ -154,13 +182,18 @@ impl PolledStream {
         }
     }
 
-    /// Whether polling is on and no other connection has, or recently had, work.
+    /// Whether polling is on and no other connection has, or recently had, work: its
+    /// latest request followed another of its own, and all those of the last [`QUIET`]
+    /// came on it.
     fn nothing_else_to_do(&self) -> bool {
         let poller = &*self.poller;
         !poller.window.is_zero()
+            && !self.switched
             && poller.busy.load(Ordering::SeqCst) == 0
             && poller.metrics.inflight.get() == 0
             && poller.last_reader.load(Ordering::Relaxed) == self.id
+            && poller.nanos(Instant::now())
+                >= poller.last_switch.load(Ordering::Relaxed) + QUIET.as_nanos() as u64
     }
 
     fn may_spin(&self, buf: &ReadBuf<'_>) -> bool {

@@ -23,7 +23,7 @@ mod v1;
 mod v2;
 
 pub use batch::BatchConfig;
-pub use busy_poll::REARM_WINDOWS;
+pub use busy_poll::{QUIET, REARM_WINDOWS};
 pub use error::ApiError;
 pub use http::{admin_router, router};
 pub use metrics::Metrics;

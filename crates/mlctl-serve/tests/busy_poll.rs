@@ -11,7 +11,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mlctl_serve::{Phase, REARM_WINDOWS, ServeError, Server, ServerConfig, ServerState, Settings};
+use mlctl_serve::{
+    Phase, QUIET, REARM_WINDOWS, ServeError, Server, ServerConfig, ServerState, Settings,
+};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -142,6 +144,18 @@ impl Connection {
         self.response().await
     }
 
+    /// Sends `request` again and again, each as soon as the previous one is answered, until
+    /// [`QUIET`] has passed twice since the first answer: then this connection has had all
+    /// of the server's recent requests, each right after the previous response (whether the
+    /// server spun for some of them depends on timing), so the server spins after the last.
+    async fn settle(&mut self, request: &[u8]) {
+        assert_eq!(self.round_trip(request).await.0, 200);
+        let first = Instant::now();
+        while first.elapsed() < QUIET * 2 {
+            assert_eq!(self.round_trip(request).await.0, 200);
+        }
+    }
+
     /// Waits [`PAUSE`], then sends `request` and reads its answer: a request that comes while
     /// the server spins, if it does.
     async fn after_pause(&mut self, request: &[u8]) -> (u16, Value) {
@@ -187,26 +201,29 @@ async fn keep_alive_answers_are_the_same_with_busy_polling_on_and_off() {
     for window in [Duration::from_secs(5), Duration::ZERO] {
         let server = start(window).await;
         let mut connection = Connection::open(server.address).await;
+        let live = b"GET /v2/health/live HTTP/1.1\r\nhost: test\r\n\r\n";
+        connection.settle(live).await;
+        let before = server.polls();
         let mut got = Vec::new();
+        let mut requests = 0;
         for round in 0..4 {
             for (request, want) in rows() {
                 let answer = connection.after_pause(&request).await;
                 assert_close(&output(&answer), &want);
                 got.push(answer.1);
+                requests += 1;
             }
-            let live = connection
-                .after_pause(b"GET /v2/health/live HTTP/1.1\r\nhost: test\r\n\r\n")
-                .await;
-            assert_eq!(live, (200, json!({"live": true})), "round {round}");
+            let answer = connection.after_pause(live).await;
+            assert_eq!(answer, (200, json!({"live": true})), "round {round}");
+            requests += 1;
         }
-        let (hits, misses) = server.polls();
+        let after = server.polls();
         if window.is_zero() {
-            assert_eq!((hits, misses), (0, 0), "busy polling is off");
+            assert_eq!(after, (0, 0), "busy polling is off");
         } else {
-            // Every request but the connection's first followed its response well within the
-            // window.
-            let requests = 4 * (rows().len() as u64 + 1);
-            assert_eq!((hits, misses), (requests - 1, 0));
+            // Every request followed its response well within the window, and the server
+            // was spinning when it came.
+            assert_eq!((after.0 - before.0, after.1 - before.1), (requests, 0));
         }
         drop(connection);
         server.shutdown().await;
@@ -225,14 +242,13 @@ async fn a_request_after_the_window_is_answered_and_polling_adapts() {
     let mut connection = Connection::open(server.address).await;
     let rows = rows();
     let (request, want) = &rows[0];
-
-    // The connection's first request: it is not the latest reader yet, so no polling.
-    assert_close(&output(&connection.round_trip(request).await), want);
-    assert_eq!(server.polls(), (0, 0));
+    connection.settle(request).await;
+    let (h, m) = server.polls();
+    assert_eq!(m, 0);
 
     // A request that follows its response closely is read by the spin.
     assert_close(&output(&connection.after_pause(request).await), want);
-    assert_eq!(server.polls(), (1, 0));
+    assert_eq!(server.polls(), (h + 1, 0));
 
     // A pause longer than the window: the spin misses, and the request is still answered
     // through epoll.
@@ -240,24 +256,18 @@ async fn a_request_after_the_window_is_answered_and_polling_adapts() {
     tokio::time::sleep(gap).await;
     assert!(answered.elapsed() >= gap);
     assert_close(&output(&connection.round_trip(request).await), want);
-    assert_eq!(server.polls(), (1, 1));
+    assert_eq!(server.polls(), (h + 1, 1));
 
-    // That request came long after its response: the connection stays off, and the next one,
-    // sent at once, is read through epoll without a spin.
-    assert_close(&output(&connection.round_trip(request).await), want);
-    assert_eq!(server.polls(), (1, 1));
+    // That request came long after its response: the connection stays off, and the next one
+    // is read through epoll without a spin.
+    assert_close(&output(&connection.after_pause(request).await), want);
+    assert_eq!(server.polls(), (h + 1, 1));
 
     // It followed its response closely, so polling is back on for the one after.
     assert_close(&output(&connection.after_pause(request).await), want);
-    assert_eq!(server.polls(), (2, 1));
+    assert_eq!(server.polls(), (h + 2, 1));
 
-    // The server spins for the next request; closing the connection (or the window) ends it.
     drop(connection);
-    let deadline = Instant::now() + DEADLINE;
-    while server.polls().0 + server.polls().1 < 4 {
-        assert!(Instant::now() < deadline, "{:?}", server.polls());
-        tokio::task::yield_now().await;
-    }
     server.shutdown().await;
 }
 
@@ -267,15 +277,40 @@ async fn a_one_millisecond_window_falls_back_to_epoll() {
     let server = start(window).await;
     let mut connection = Connection::open(server.address).await;
     let rows = rows();
+    connection.settle(&rows[0].0).await;
+    let hits = server.polls().0;
+    // Each request comes after a gap of five windows, measured: the server's spin after the
+    // last answer of `settle` misses, and every request is read through epoll.
     for (request, want) in &rows {
-        assert_close(&output(&connection.round_trip(request).await), want);
         let answered = Instant::now();
         tokio::time::sleep(window * 5).await;
         assert!(answered.elapsed() >= window * 5);
+        assert_close(&output(&connection.round_trip(request).await), want);
+        assert_eq!(server.polls().0, hits, "no request came within a window");
     }
+    assert!(server.polls().1 > 0, "{:?}", server.polls());
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_polling_while_two_connections_take_turns() {
+    let server = start(Duration::from_secs(5)).await;
+    let rows = rows();
+    let (request, want) = &rows[0];
+    let mut a = Connection::open(server.address).await;
+    let mut b = Connection::open(server.address).await;
+    for _ in 0..10 {
+        assert_close(&output(&a.after_pause(request).await), want);
+        assert_close(&output(&b.after_pause(request).await), want);
+    }
+    // Each request came right after one on the other connection.
+    assert_eq!(server.polls(), (0, 0));
+    // Once the other connection is quiet, polling is back.
+    a.settle(request).await;
     let (hits, misses) = server.polls();
-    // The first request was not polled for; every later one came after a miss.
-    assert_eq!((hits, misses), (0, 1), "off after the first miss");
+    assert_close(&output(&a.after_pause(request).await), want);
+    assert_eq!(server.polls(), (hits + 1, misses));
+    drop((a, b));
     server.shutdown().await;
 }
 
@@ -284,10 +319,8 @@ async fn split_and_pipelined_requests_are_answered() {
     let server = start(Duration::from_millis(200)).await;
     let mut connection = Connection::open(server.address).await;
     let rows = rows();
-    assert_close(
-        &output(&connection.round_trip(&rows[0].0).await),
-        &rows[0].1,
-    );
+    connection.settle(&rows[0].0).await;
+    let (hits, misses) = server.polls();
 
     // A request in three writes, split in its headers and in its body, with pauses between
     // them: the spin reads the first part, epoll the rest.
@@ -300,7 +333,7 @@ async fn split_and_pipelined_requests_are_answered() {
     tokio::time::sleep(PAUSE).await;
     connection.write(&request[split[1]..]).await;
     assert_close(&output(&connection.response().await), want);
-    assert_eq!(server.polls(), (1, 0));
+    assert_eq!(server.polls(), (hits + 1, misses));
 
     // Three requests in one write: three answers, in order. The last one is handled from
     // the server's buffer while the connection looks idle, so it may cost one missed window.
@@ -310,9 +343,13 @@ async fn split_and_pipelined_requests_are_answered() {
     for (_, want) in &rows[..3] {
         assert_close(&output(&connection.response().await), want);
     }
-    let (hits, misses) = server.polls();
-    assert_eq!(hits, 2, "the pipelined requests were read by one spin");
-    assert!(misses <= 1, "{misses} misses");
+    let after = server.polls();
+    assert_eq!(
+        after.0,
+        hits + 2,
+        "the pipelined requests were read by one spin"
+    );
+    assert!(after.1 <= misses + 1, "{after:?}");
 
     drop(connection);
     server.shutdown().await;
