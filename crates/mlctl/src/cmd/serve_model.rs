@@ -65,10 +65,11 @@ pub struct Args {
     #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
     max_body_bytes: usize,
     /// How long an idle keep-alive connection spins reading its socket for the client's next
-    /// request before the server sleeps (saves the wake-up, most of a round trip at one
-    /// connection); adaptive: only when no other request is being handled, and off on a
-    /// connection whose client did not send within the window until it again does; 0 turns
-    /// it off.
+    /// request before the server sleeps (saves the wake-up, most of a round trip for a client
+    /// sending one request after another). Only while no other connection has had a request
+    /// for a millisecond and nothing else is being handled; off on a connection whose client
+    /// did not send within the window until it again sends soon after a response; 0 turns it
+    /// off.
     #[arg(long, value_name = "DURATION", default_value = "50us")]
     busy_poll: Duration,
     /// How long shutdown waits for requests in flight.
