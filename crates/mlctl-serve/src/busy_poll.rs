@@ -21,6 +21,10 @@
 //! socket (a non-blocking `recv`), since tokio does no system call once it has seen the
 //! socket drained.
 //!
+//! Requests are seen as bytes, not parsed: a pipelined request that hyper already holds in
+//! its buffer leaves the connection looking idle, so it may wait one window (a miss, after
+//! which the connection is off) before it is handled.
+//!
 //! Not here: what the connection carries (hyper parses it); the admin port (not polled).
 
 use std::io::{self, Read};
