@@ -10,6 +10,7 @@
 //! - [`Server`] binds, loads the model in the background, serves, and drains on shutdown.
 
 mod batch;
+mod busy_poll;
 mod error;
 mod http;
 mod metrics;
@@ -22,9 +23,12 @@ mod v1;
 mod v2;
 
 pub use batch::BatchConfig;
+pub use busy_poll::{QUIET, REARM_WINDOWS};
 pub use error::ApiError;
 pub use http::{admin_router, router};
 pub use metrics::Metrics;
 pub use model::{LoadError, Model, RunError, Signature, TensorSpec, load};
-pub use server::{Phase, ServeError, Server, ServerConfig, ServerState, Settings, load_model};
+pub use server::{
+    DEFAULT_BUSY_POLL, Phase, ServeError, Server, ServerConfig, ServerState, Settings, load_model,
+};
 pub use tensor::{DataType, Tensor, TensorData};

@@ -4,6 +4,9 @@
 //! writes and with the local autoscaler: `model_requests_total{model,code}`,
 //! `model_inference_duration_seconds` (histogram, label `model`), `model_batch_size`
 //! (histogram), `model_queue_depth`, `model_inflight_requests` and `model_ready` (gauges).
+//! `model_busy_polls_total{model,result}` counts the busy-polling windows of idle
+//! connections (see `busy_poll`): `hit` when the client's next request (or its close) came
+//! within the window, `miss` when the window ended with nothing to read.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -24,6 +27,12 @@ const LATENCY_BUCKETS: [f64; 16] = [
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ModelLabels {
     model: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PollLabels {
+    model: String,
+    result: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -48,6 +57,10 @@ pub struct Metrics {
     pub inflight: Gauge,
     /// 1 when the model is loaded and the server is not draining, else 0.
     pub ready: Gauge,
+    /// Busy-polling windows that ended with something to read.
+    pub busy_poll_hits: Counter,
+    /// Busy-polling windows that ended with nothing to read.
+    pub busy_poll_misses: Counter,
 }
 
 impl Metrics {
@@ -99,6 +112,16 @@ impl Metrics {
             "1 when the model is loaded and the server takes requests",
             ready.clone(),
         );
+        let busy_polls = Family::<PollLabels, Counter>::default();
+        registry.register(
+            "model_busy_polls",
+            "Busy-polling windows of idle connections, by whether the next request came in them",
+            busy_polls.clone(),
+        );
+        let poll_result = |result| PollLabels {
+            model: model.to_owned(),
+            result,
+        };
         Metrics {
             registry,
             model: model.to_owned(),
@@ -108,6 +131,8 @@ impl Metrics {
             queue_depth: queue_depth.get_or_create_owned(&labels),
             inflight: inflight.get_or_create_owned(&labels),
             ready: ready.get_or_create_owned(&labels),
+            busy_poll_hits: busy_polls.get_or_create_owned(&poll_result("hit")),
+            busy_poll_misses: busy_polls.get_or_create_owned(&poll_result("miss")),
         }
     }
 
@@ -168,6 +193,16 @@ mod tests {
         );
         assert!(
             text.contains("model_queue_depth{model=\"mlp\"} 2"),
+            "{text}"
+        );
+        m.busy_poll_hits.inc();
+        let text = m.encode();
+        assert!(
+            text.contains("model_busy_polls_total{model=\"mlp\",result=\"hit\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("model_busy_polls_total{model=\"mlp\",result=\"miss\"} 0"),
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");

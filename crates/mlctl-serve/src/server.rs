@@ -17,10 +17,16 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::batch::{BatchConfig, Batcher};
+use crate::busy_poll::BusyPollListener;
 use crate::error::ApiError;
 use crate::http;
 use crate::metrics::Metrics;
 use crate::model::{self, Model};
+
+/// The default busy-polling window: longer than a client's turnaround on loopback or a fast
+/// network (a request following its response within it is read without a wake-up), short
+/// enough that a miss costs little CPU.
+pub const DEFAULT_BUSY_POLL: Duration = Duration::from_micros(50);
 
 /// What the server serves and how.
 #[derive(Debug, Clone)]
@@ -33,6 +39,9 @@ pub struct Settings {
     pub batch: BatchConfig,
     /// Largest request body accepted; larger ones get 413.
     pub max_body_bytes: usize,
+    /// How long an idle keep-alive connection may spin reading its socket for the next
+    /// request before sleeping in epoll (see `busy_poll`); zero turns busy polling off.
+    pub busy_poll: Duration,
 }
 
 impl Settings {
@@ -43,6 +52,7 @@ impl Settings {
             version: "1".into(),
             batch: BatchConfig::default(),
             max_body_bytes: 64 << 20,
+            busy_poll: DEFAULT_BUSY_POLL,
         }
     }
 }
@@ -331,6 +341,8 @@ impl Server {
         let stopped = move |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
+        let listener =
+            BusyPollListener::new(listener, state.settings.busy_poll, state.metrics.clone());
         let main = axum::serve(listener, http::router(state.clone()))
             .with_graceful_shutdown(stopped(stop_rx.clone()))
             .into_future();

@@ -276,6 +276,7 @@ fn bad_flags_are_usage_errors() {
     for bad in [
         ["--max-batch-size", "0"],
         ["--max-batch-delay", "soon"],
+        ["--busy-poll", "fast"],
         ["--max-queue", "0"],
         ["--address", "localhost:80"],
     ] {
