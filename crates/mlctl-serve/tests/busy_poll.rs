@@ -27,7 +27,7 @@ const DEADLINE: Duration = Duration::from_secs(20);
 /// A gap between a response and the next request that is long enough for the server to have
 /// started spinning (a request that is already there when the server looks is read without
 /// a spin, and counts neither as a hit nor as a miss), and short next to the windows used.
-const PAUSE: Duration = Duration::from_millis(20);
+const PAUSE: Duration = Duration::from_millis(50);
 
 struct Running {
     address: SocketAddr,
