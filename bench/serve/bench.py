@@ -5,6 +5,7 @@ same run, at several concurrency levels. Prints throughput, p50 and p99 for both
 ratios, and a Markdown table for BENCHMARKS.md.
 
     python3 bench/serve/bench.py [--rounds 5] [--duration 3] [--concurrency 1,8,32,64] [--no-build]
+                                 [--busy-poll 0]
 
 At each concurrency level both servers are measured in alternating order for several rounds, and
 the medians over rounds are reported (throughput, p50, p99), which keeps a burst of load from
@@ -111,6 +112,7 @@ def main() -> None:
     parser.add_argument("--nice", type=int, default=0,
                         help="run both servers and wrk at this nice level (e.g. -10 on a machine busy with other work)")
     parser.add_argument("--no-build", action="store_true", help="use target/release/mlctl as it is")
+    parser.add_argument("--busy-poll", help="pass --busy-poll to serve-model (e.g. 0 to measure it off; default: its own default)")
     args = parser.parse_args()
     global NICE
     NICE = args.nice
@@ -137,7 +139,8 @@ def main() -> None:
     load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
     servers = {}
     try:
-        proc, base = start([str(mlctl), "serve-model", "--model", str(model), "--name", "mlp", "--port", "0"],
+        busy_poll = ["--busy-poll", args.busy_poll] if args.busy_poll is not None else []
+        proc, base = start([str(mlctl), "serve-model", "--model", str(model), "--name", "mlp", "--port", "0"] + busy_poll,
                            args.server_cpus, work / "mlctl.log")
         servers["mlctl serve-model"] = (proc, base)
         proc, base = start([sys.executable, str(HERE / "ort_server.py"), "--model", str(model), "--name", "mlp", "--port", "0"],
@@ -194,7 +197,7 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores ({platform.processor() or platform.platform()}); "
           f"servers on CPU {args.server_cpus or 'any'}, wrk on CPU {args.load_cpus or 'any'}; "
           f"medians of {args.rounds} runs of {args.duration}s per server and level, alternating, after "
-          f"{args.warmup}s warm-up; nice {args.nice}; load average before: {load_before}; body {len(body)} bytes (1x16 FP32, JSON)")
+          f"{args.warmup}s warm-up; nice {args.nice}; serve-model --busy-poll {args.busy_poll or 'default'}; load average before: {load_before}; body {len(body)} bytes (1x16 FP32, JSON)")
     print()
     print("| connections | mlctl req/s | python req/s | throughput ratio | mlctl p50 | python p50 | mlctl p99 | python p99 | p99 ratio (python/mlctl) |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")

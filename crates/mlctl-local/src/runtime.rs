@@ -1581,7 +1581,7 @@ impl Dispatcher<'_> {
             Ok(running) => running,
             Err(source) => {
                 p.exit = Some(Exit::Code(-1));
-                self.tail.close(&p.log.clone());
+                self.tail.close(&p.log);
                 let e = task::StartError::Spawn { rank, source };
                 self.fail_attempt(index, Outcome::Error, "FailedToStart", error_chain(&e));
                 return self.maybe_finish_attempt(index);
