@@ -21,7 +21,7 @@
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -101,9 +101,12 @@ type Table = Arc<Mutex<HashMap<u64, Waiting>>>;
 struct Running {
     child: Child,
     stdin: ChildStdin,
+    /// The task reading its answers, on the runtime that started it.
+    answers: tokio::task::JoinHandle<()>,
 }
 
-/// The dispatcher's handle on its reaper, started at the first worker.
+/// The dispatcher's handle on its reaper, started at the first worker. Its answers are read by
+/// a task on the tokio runtime that starts it, so it serves the dispatcher of one runtime.
 pub struct Reaper {
     exe: PathBuf,
     running: Mutex<Option<Running>>,
@@ -143,11 +146,15 @@ impl Reaper {
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             return Err(std::io::Error::other("the reaper has no pipes"));
         };
-        let table = self.table.clone();
-        std::thread::Builder::new()
-            .name("reaper".into())
-            .spawn(move || read_answers(stdout, &table))?;
-        Ok(Running { child, stdin })
+        // read on the dispatcher's runtime: a thread of its own would add a wake-up (the
+        // thread's, then the runtime's) to every answer
+        let answers = tokio::net::unix::pipe::Receiver::from_owned_fd(stdout.into())?;
+        let answers = tokio::spawn(read_answers(answers, self.table.clone()));
+        Ok(Running {
+            child,
+            stdin,
+            answers,
+        })
     }
 
     /// Asks the reaper to start `spec` and record its ending to `status`. Returns once the
@@ -190,6 +197,12 @@ impl Reaper {
     fn send(&self, request: &Request) -> std::io::Result<()> {
         let mut running = lock(&self.running);
         let r = match &mut *running {
+            // its answers would never be read: fail now rather than wait for them forever
+            Some(r) if r.answers.is_finished() => {
+                return Err(std::io::Error::other(
+                    "the reaper stopped answering (it exited, or the runtime reading it stopped)",
+                ));
+            }
             Some(r) => r,
             none => none.insert(self.start().map_err(|e| {
                 std::io::Error::new(
@@ -209,7 +222,10 @@ impl Drop for Reaper {
         // once when the dispatcher is done; it is waited for (a second at most: a reaper whose
         // workers still run finishes on its own), so that its time counts as this process's
         // children's, as the workers' did when they were its children
-        if let Some(Running { mut child, stdin }) = lock(&self.running).take() {
+        if let Some(Running {
+            mut child, stdin, ..
+        }) = lock(&self.running).take()
+        {
             drop(stdin);
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
             while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
@@ -221,16 +237,17 @@ impl Drop for Reaper {
 
 /// Hands the reaper's answers to the requests waiting for them; when the reaper is gone, every
 /// waiting request learns it.
-fn read_answers(stdout: std::process::ChildStdout, table: &Mutex<HashMap<u64, Waiting>>) {
-    for line in BufReader::new(stdout).lines() {
-        let Ok(line) = line else { break };
+async fn read_answers(stdout: tokio::net::unix::pipe::Receiver, table: Table) {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
         let mut parts = line.splitn(3, ' ');
         let (Some(kind), Some(id), rest) = (parts.next(), parts.next(), parts.next()) else {
             continue;
         };
         let Ok(id) = id.parse::<u64>() else { continue };
         let rest = rest.unwrap_or_default();
-        let mut table = lock(table);
+        let mut table = lock(&table);
         match kind {
             "started" => {
                 let parsed = rest
@@ -258,7 +275,7 @@ fn read_answers(stdout: std::process::ChildStdout, table: &Mutex<HashMap<u64, Wa
         }
     }
     // the reaper is gone: requests waiting for a start fail, endings are unknown
-    lock(table).clear();
+    lock(&table).clear();
 }
 
 /// The reaper's own state.
