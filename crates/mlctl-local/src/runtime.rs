@@ -721,6 +721,18 @@ struct AttemptState {
     port: Option<u16>,
 }
 
+impl AttemptState {
+    /// Its workers' processes (not its sidecars').
+    fn workers(&self) -> impl Iterator<Item = &ProcState> {
+        self.procs.iter().filter(|p| p.sidecar.is_none())
+    }
+
+    /// Whether its workers were started and every one of them is as `is` says.
+    fn all_workers(&self, is: impl Fn(&ProcState) -> bool) -> bool {
+        self.workers_started && self.workers().all(is)
+    }
+}
+
 struct TaskState {
     run: usize,
     spec: TaskSpec,
@@ -877,22 +889,26 @@ impl Dispatcher<'_> {
                 if self.finished() {
                     return Ok(());
                 }
-                if let Some(waited) = self.rt.store.uncommitted_for()
-                    && let Some(left) = GROUP_COMMIT.checked_sub(waited)
-                    && let Ok(Some(ev)) = tokio::time::timeout(left, rx.recv()).await
-                {
+                // uncommitted writes wait what is left of GROUP_COMMIT for the next event
+                let left = self
+                    .rt
+                    .store
+                    .uncommitted_for()
+                    .and_then(|waited| GROUP_COMMIT.checked_sub(waited));
+                let grouped = match left {
+                    Some(left) => tokio::time::timeout(left, rx.recv()).await.ok().flatten(),
+                    None => None,
+                };
+                if let Some(ev) = grouped {
                     self.handle(ev)?;
-                    while let Ok(ev) = rx.try_recv() {
-                        self.handle(ev)?;
+                } else {
+                    self.rt.store.commit_batch()?;
+                    tokio::select! {
+                        Some(ev) = rx.recv() => self.handle(ev)?,
+                        _ = tick.tick() => self.on_tick()?,
+                        _ = sigint.recv() => self.interrupt(),
+                        _ = sigterm.recv() => self.interrupt(),
                     }
-                    continue;
-                }
-                self.rt.store.commit_batch()?;
-                tokio::select! {
-                    Some(ev) = rx.recv() => self.handle(ev)?,
-                    _ = tick.tick() => self.on_tick()?,
-                    _ = sigint.recv() => self.interrupt(),
-                    _ = sigterm.recv() => self.interrupt(),
                 }
                 // drain whatever else is ready before syncing, so that a burst is one sync
                 while let Ok(ev) = rx.try_recv() {
@@ -1552,6 +1568,16 @@ impl Dispatcher<'_> {
         Ok(())
     }
 
+    /// The time a stopped process gets between SIGTERM and SIGKILL: none after a second
+    /// Ctrl-C.
+    fn stop_grace(&self) -> Duration {
+        if self.forced {
+            Duration::ZERO
+        } else {
+            self.rt.grace
+        }
+    }
+
     /// Records that process `rank` of attempt `attempt` of task `index` runs, stopping it if
     /// its attempt was told to stop meanwhile; or fails the attempt if it did not start.
     fn running(
@@ -1561,11 +1587,7 @@ impl Dispatcher<'_> {
         rank: u32,
         running: Result<(u32, u64), process::SpawnError>,
     ) -> Result<(), RuntimeError> {
-        let grace = if self.forced {
-            Duration::ZERO
-        } else {
-            self.rt.grace
-        };
+        let grace = self.stop_grace();
         let t = &mut self.tasks[index];
         let Some(a) = t.attempt.as_mut().filter(|a| a.number == attempt) else {
             // its attempt is over: nothing of it may run on
@@ -1599,16 +1621,11 @@ impl Dispatcher<'_> {
         if a.failure.is_some() || (p.sidecar.is_some() && a.sidecars_stopping) {
             tokio::spawn(process::stop_group(pid, grace));
         }
-        let workers_running = a.workers_started
-            && a.procs
-                .iter()
-                .filter(|p| p.sidecar.is_none())
-                .all(|p| p.running.is_some());
-        if workers_running && let Some(msg) = a.started_message.take() {
+        if a.all_workers(|p| p.running.is_some())
+            && let Some(msg) = a.started_message.take()
+        {
             let pids: Vec<u32> = a
-                .procs
-                .iter()
-                .filter(|p| p.sidecar.is_none())
+                .workers()
                 .filter_map(|p| p.running.map(|(_, pid)| pid))
                 .collect();
             let (run, port, job) = (t.run, a.port, t.spec.job.clone());
@@ -1649,11 +1666,7 @@ impl Dispatcher<'_> {
                 self.tail.close(&log);
                 self.drain_logs(Which::Closing);
                 let a = self.tasks[task].attempt.as_ref().expect("checked above");
-                let workers_done = a.workers_started
-                    && a.procs
-                        .iter()
-                        .filter(|p| p.sidecar.is_none())
-                        .all(|p| p.exit.is_some());
+                let workers_done = a.all_workers(|p| p.exit.is_some());
                 if let Some(name) = sidecar {
                     // a sidecar ending before the workers is a failure; after them, expected
                     if !workers_done && a.failure.is_none() {
@@ -1683,11 +1696,7 @@ impl Dispatcher<'_> {
                 }
                 let grace = self.rt.grace;
                 let a = self.tasks[task].attempt.as_mut().expect("checked above");
-                let workers_done = a.workers_started
-                    && a.procs
-                        .iter()
-                        .filter(|p| p.sidecar.is_none())
-                        .all(|p| p.exit.is_some());
+                let workers_done = a.all_workers(|p| p.exit.is_some());
                 if workers_done && !a.sidecars_stopping {
                     // the workers are done: the sidecars that serve them are stopped
                     a.sidecars_stopping = true;
@@ -1809,11 +1818,7 @@ impl Dispatcher<'_> {
         reason: &'static str,
         message: String,
     ) {
-        let grace = if self.forced {
-            Duration::ZERO
-        } else {
-            self.rt.grace
-        };
+        let grace = self.stop_grace();
         let Some(a) = self.tasks[index].attempt.as_mut() else {
             return;
         };
