@@ -8,10 +8,10 @@
 //! group, with its output appended to the log, and answers on stdout with `started ID PID START`
 //! or `failed ID MESSAGE`; when the worker ends it appends the ending to the worker's status
 //! file and answers `exited ID code N` or `exited ID signal N`. The dispatcher does not wait
-//! for the `started` answer: it prepares the next worker while the reaper starts this one. The reaper is in a process
-//! group of its own, so Ctrl-C and the signals sent to workers do not reach it. When its stdin
-//! closes (the dispatcher exited, or was killed) it starts nothing more, waits for the workers
-//! it started and exits.
+//! for the `started` answer: it prepares the next worker while the reaper starts this one. The
+//! reaper is in a process group of its own, so Ctrl-C and the signals sent to workers do not
+//! reach it. When its stdin closes (the dispatcher exited, or was killed) it starts nothing
+//! more, waits for the workers it started and exits.
 //!
 //! A status file is one file of lines, each written by one `write`: `pid PID START` (the
 //! worker's pid and start time: recovery stops a worker that no mlctl recorded), then how it
@@ -491,16 +491,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn programs_are_found_as_execvp_finds_them() {
+    /// A temporary directory with two directories `a` and `b` in it, and the PATH `a:b`.
+    fn two_path_dirs() -> (tempfile::TempDir, PathBuf, PathBuf, String) {
         let dir = tempfile::tempdir().expect("tmp");
         let (a, b) = (dir.path().join("a"), dir.path().join("b"));
         std::fs::create_dir_all(&a).expect("a");
         std::fs::create_dir_all(&b).expect("b");
+        let path = format!("{}:{}", a.display(), b.display());
+        (dir, a, b, path)
+    }
+
+    #[test]
+    fn programs_are_found_as_execvp_finds_them() {
+        let (dir, a, b, path) = two_path_dirs();
         // not executable in a: skipped for the one in b
         std::fs::write(a.join("prog"), "").expect("write");
         let in_b = script(&b, "prog", "b");
-        let path = format!("{}:{}", a.display(), b.display());
         let mut programs = Programs::default();
         let spec = |argv: &[&str], path: &str| request(dir.path(), argv, path).spec;
         assert_eq!(programs.find(&spec(&["prog", "x"], &path)), Some(in_b));
@@ -520,13 +526,9 @@ mod tests {
 
     #[test]
     fn a_program_found_before_and_gone_since_is_searched_again() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-        std::fs::create_dir_all(&a).expect("a");
-        std::fs::create_dir_all(&b).expect("b");
+        let (dir, a, b, path) = two_path_dirs();
         let in_a = script(&a, "prog", "from-a");
         script(&b, "prog", "from-b");
-        let path = format!("{}:{}", a.display(), b.display());
         let mut programs = Programs::default();
         let run = |programs: &mut Programs| {
             let request = request(dir.path(), &["prog"], &path);

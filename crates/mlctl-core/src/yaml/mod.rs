@@ -7,11 +7,12 @@
 //! The tree is built straight from the events of [`fast`], a reader for the YAML that
 //! manifests are made of, or, for the rest, of `granit-parser` (the parser inside
 //! `serde-saphyr`): [`events`] reads granit-parser's events, records anchored nodes and
-//! replays them for aliases, within budgets against nesting and alias bombs; [`build`] builds the tree
-//! (duplicate keys, merge keys `<<`); [`resolve`] says what scalars mean (YAML 1.1 values as
-//! Kubernetes reads them, keys taken as written). The rules are those mlctl applied when it
-//! parsed through serde-saphyr's serde machinery (twice the CPU time: see BENCHMARKS.md); the
-//! tests compare both on every YAML file of the repository and on random and mutated YAML.
+//! replays them for aliases, within budgets against nesting and alias bombs; [`build`] builds
+//! the tree (duplicate keys, merge keys `<<`); [`resolve`] says what scalars mean (YAML 1.1
+//! values as Kubernetes reads them, keys taken as written). The rules are those mlctl applied
+//! when it parsed through serde-saphyr's serde machinery (twice the CPU time: see
+//! BENCHMARKS.md); the tests compare both on every YAML file of the repository and on random
+//! and mutated YAML.
 //! Where they differ on purpose (clearer messages, no limit on the size of a stream), the tests
 //! list it.
 //!
