@@ -79,23 +79,26 @@ impl std::fmt::Debug for Spawned {
 }
 
 /// The command that starts `spec` in a new process group, its output appended to its log
-/// (opened here, its directory created). `found`, when given, is the file that `spec`'s
-/// program, named without a slash, was found to be on PATH: it is run as it is, without a
-/// search, and still sees its name as its first argument.
+/// (opened here, its directory created if missing). `found`, when given, is the file that
+/// `spec`'s program, named without a slash, was found to be on PATH: it is run as it is,
+/// without a search, and still sees its name as its first argument.
 pub fn command(spec: &ProcSpec, found: Option<&Path>) -> Result<std::process::Command, SpawnError> {
     let (program, args) = spec.argv.split_first().ok_or(SpawnError::EmptyCommand)?;
     let log_err = |source| SpawnError::Log {
         path: spec.log.clone(),
         source,
     };
-    if let Some(dir) = spec.log.parent() {
-        std::fs::create_dir_all(dir).map_err(log_err)?;
+    let open = || OpenOptions::new().create(true).append(true).open(&spec.log);
+    // the log's directory is usually there (an attempt's is prepared before its processes
+    // start), and a `mkdir` that finds it costs a step's start as much as the `open`
+    let out = match (open(), spec.log.parent()) {
+        (Err(e), Some(dir)) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir).map_err(log_err)?;
+            open()
+        }
+        (opened, _) => opened,
     }
-    let out = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&spec.log)
-        .map_err(log_err)?;
+    .map_err(log_err)?;
     let err = out.try_clone().map_err(log_err)?;
     let mut command = match found {
         Some(file) => {

@@ -1,17 +1,19 @@
-//! The reaper: one process per dispatcher (`mlctl __reaper`, started at its first worker) that
-//! starts every worker and waits for it, so that how a worker ended is known even when the
-//! mlctl that started it was killed meanwhile: a recovering mlctl then finishes the attempt
-//! from the status files (and does not run a succeeded step twice).
+//! The reaper: one process per dispatcher (`mlctl __reaper`, started before the store opens by the
+//! commands that run workers, or else at the first worker) that starts every worker and waits for
+//! it, so that how a worker ended is known even when the mlctl that started it was killed
+//! meanwhile: a recovering mlctl then finishes the attempt from the status files (and does not run
+//! a succeeded step twice).
 //!
-//! The dispatcher sends one JSON request per line on the reaper's stdin (argv, environment,
-//! working directory, log and status file); the reaper starts the worker in its own process
-//! group, with its output appended to the log, and answers on stdout with `started ID PID START`
-//! or `failed ID MESSAGE`; when the worker ends it appends the ending to the worker's status
-//! file and answers `exited ID code N` or `exited ID signal N`. The dispatcher does not wait
-//! for the `started` answer: it prepares the next worker while the reaper starts this one. The
-//! reaper is in a process group of its own, so Ctrl-C and the signals sent to workers do not
-//! reach it. When its stdin closes (the dispatcher exited, or was killed) it starts nothing
-//! more, waits for the workers it started and exits.
+//! The dispatcher sends one JSON request per line on the reaper's stdin (argv, environment, working
+//! directory, log and status file); the reaper starts the worker in its own process group, with its
+//! output appended to the log, and answers on stdout with `started ID PID START` or `failed ID
+//! MESSAGE`; when the worker ends it appends the ending to the worker's status file and answers
+//! `exited ID code N` or `exited ID signal N`. The dispatcher does not wait for the `started`
+//! answer: it prepares the next worker while the reaper starts this one. It holds the requests of
+//! each of its passes back until it has committed what the pass stored (see [`Reaper::hold`]), then
+//! sends them in one write. The reaper is in a process group of its own, so Ctrl-C and the signals
+//! sent to workers do not reach it. When its stdin closes (the dispatcher exited, or was killed) it
+//! starts nothing more, waits for the workers it started and exits.
 //!
 //! A status file is one file of lines, each written by one `write`: `pid PID START` (the
 //! worker's pid and start time: recovery stops a worker that no mlctl recorded), then how it
@@ -24,7 +26,7 @@ use std::ffi::OsString;
 use std::io::{BufRead, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
@@ -101,17 +103,21 @@ type Table = Arc<Mutex<HashMap<u64, Waiting>>>;
 struct Running {
     child: Child,
     stdin: ChildStdin,
-    /// The task reading its answers, on the runtime that started it.
-    answers: tokio::task::JoinHandle<()>,
+    /// Its answers until the first request, which hands them to `answers`.
+    stdout: Option<ChildStdout>,
+    /// The task reading its answers, on the runtime that sent the first request.
+    answers: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// The dispatcher's handle on its reaper, started at the first worker. Its answers are read by
-/// a task on the tokio runtime that starts it, so it serves the dispatcher of one runtime.
+/// The dispatcher's handle on its reaper. Its answers are read by a task on the tokio runtime
+/// that sends the first request, so it serves the dispatcher of one runtime.
 pub struct Reaper {
     exe: PathBuf,
     running: Mutex<Option<Running>>,
     table: Table,
     next: AtomicU64,
+    /// While requests are held (see [`Reaper::hold`]): their ids and lines, not sent yet.
+    held: Mutex<Option<(Vec<u64>, String)>>,
 }
 
 impl std::fmt::Debug for Reaper {
@@ -128,6 +134,7 @@ impl Reaper {
             running: Mutex::new(None),
             table: Arc::new(Mutex::new(HashMap::new())),
             next: AtomicU64::new(1),
+            held: Mutex::new(None),
         }
     }
 
@@ -142,23 +149,86 @@ impl Reaper {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .process_group(0)
-            .spawn()?;
+            .spawn()
+            .map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("failed to start {} __reaper: {e}", self.exe.display()),
+                )
+            })?;
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             return Err(std::io::Error::other("the reaper has no pipes"));
         };
-        // read on the dispatcher's runtime: a thread of its own would add a wake-up (the
-        // thread's, then the runtime's) to every answer
-        let answers = tokio::net::unix::pipe::Receiver::from_owned_fd(stdout.into())?;
-        let answers = tokio::spawn(read_answers(answers, self.table.clone()));
         Ok(Running {
             child,
             stdin,
-            answers,
+            stdout: Some(stdout),
+            answers: None,
         })
     }
 
+    /// Starts the reaper now rather than at the first worker, so that its start (that of the
+    /// mlctl executable) overlaps other work, such as opening the store. A failure is left
+    /// for the first worker's start to report.
+    pub fn start_early(&self) {
+        let mut running = lock(&self.running);
+        if running.is_none() {
+            *running = self.start().ok();
+        }
+    }
+
+    /// From now on, requests are held until [`Reaper::send_held`]: the dispatcher stores a pass's
+    /// starts, commits them once, and only then lets their processes start.
+    pub fn hold(&self) {
+        lock(&self.held).get_or_insert_default();
+    }
+
+    /// Whether requests are held and some wait.
+    pub fn holds_any(&self) -> bool {
+        lock(&self.held)
+            .as_ref()
+            .is_some_and(|(ids, _)| !ids.is_empty())
+    }
+
+    /// Whether requests are held.
+    pub fn holding(&self) -> bool {
+        lock(&self.held).is_some()
+    }
+
+    /// Sends the held requests, in one write; later requests are held still. When they cannot
+    /// be sent, their processes fail to start, with the reason.
+    pub fn send_held(&self) {
+        let Some((ids, lines)) = lock(&self.held).as_mut().map(std::mem::take) else {
+            return;
+        };
+        if ids.is_empty() {
+            return;
+        }
+        if let Err(e) = self.send(&lines) {
+            self.fail(ids, &e.to_string());
+        }
+    }
+
+    /// Stops holding requests. Those not sent are dropped: their processes fail to start.
+    pub fn stop_holding(&self) {
+        if let Some((ids, _)) = lock(&self.held).take() {
+            self.fail(ids, "not sent to the reaper: its dispatcher stopped");
+        }
+    }
+
+    /// Fails the starts of the requests `ids`, saying `why`.
+    fn fail(&self, ids: Vec<u64>, why: &str) {
+        let mut table = lock(&self.table);
+        for id in ids {
+            if let Some(tx) = table.remove(&id).and_then(|mut w| w.started.take()) {
+                let _ = tx.send(Err(why.to_string()));
+            }
+        }
+    }
+
     /// Asks the reaper to start `spec` and record its ending to `status`. Returns once the
-    /// request is sent: the caller does other work while the reaper starts the process.
+    /// request is sent, or held: the caller does other work while the reaper starts the
+    /// process.
     pub fn spawn(&self, spec: &ProcSpec, status: &Path) -> Result<Spawned, SpawnError> {
         if spec.argv.is_empty() {
             return Err(SpawnError::EmptyCommand);
@@ -178,7 +248,18 @@ impl Reaper {
             spec: spec.clone(),
             status: status.to_path_buf(),
         };
-        if let Err(e) = self.send(&request) {
+        let sent = serde_json::to_string(&request)
+            .map_err(std::io::Error::other)
+            .and_then(|line| match lock(&self.held).as_mut() {
+                Some((ids, lines)) => {
+                    ids.push(id);
+                    lines.push_str(&line);
+                    lines.push('\n');
+                    Ok(())
+                }
+                None => self.send(&format!("{line}\n")),
+            });
+        if let Err(e) = sent {
             lock(&self.table).remove(&id);
             return Err(SpawnError::Reaper(e.to_string()));
         }
@@ -193,26 +274,29 @@ impl Reaper {
         })
     }
 
-    /// Sends `request`, starting the reaper first if needed.
-    fn send(&self, request: &Request) -> std::io::Result<()> {
+    /// Sends `lines` (requests), starting the reaper first if needed.
+    fn send(&self, lines: &str) -> std::io::Result<()> {
         let mut running = lock(&self.running);
         let r = match &mut *running {
-            // its answers would never be read: fail now rather than wait for them forever
-            Some(r) if r.answers.is_finished() => {
-                return Err(std::io::Error::other(
-                    "the reaper stopped answering (it exited, or the runtime reading it stopped)",
-                ));
-            }
             Some(r) => r,
-            none => none.insert(self.start().map_err(|e| {
-                std::io::Error::new(
-                    e.kind(),
-                    format!("failed to start {} __reaper: {e}", self.exe.display()),
-                )
-            })?),
+            none => none.insert(self.start()?),
         };
-        let line = serde_json::to_string(request).map_err(std::io::Error::other)?;
-        r.stdin.write_all(format!("{line}\n").as_bytes())
+        // read on the dispatcher's runtime: a thread of its own would add a wake-up (the
+        // thread's, then the runtime's) to every answer
+        if let Some(stdout) = r.stdout.take() {
+            let answers = tokio::net::unix::pipe::Receiver::from_owned_fd(stdout.into())?;
+            r.answers = Some(tokio::spawn(read_answers(answers, self.table.clone())));
+        }
+        // its answers would never be read: fail now rather than wait for them forever
+        if r.answers
+            .as_ref()
+            .is_none_or(tokio::task::JoinHandle::is_finished)
+        {
+            return Err(std::io::Error::other(
+                "the reaper stopped answering (it exited, or the runtime reading it stopped)",
+            ));
+        }
+        r.stdin.write_all(lines.as_bytes())
     }
 }
 
@@ -228,8 +312,11 @@ impl Drop for Reaper {
         {
             drop(stdin);
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+            // it is usually done within a millisecond: short pauses at first
+            let mut pause = std::time::Duration::from_micros(50);
             while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
-                std::thread::sleep(std::time::Duration::from_millis(1));
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(10));
             }
         }
     }

@@ -236,11 +236,11 @@ impl Runtime {
         })
     }
 
-    /// Sets the mlctl executable `exe`: model servers and deploy steps run it, and every worker
-    /// is started by its reaper (`exe __reaper`), which records how each ended, so that
-    /// recovery knows the workers that ended while no mlctl watched them.
-    pub fn set_exe(&mut self, exe: PathBuf) {
-        self.reaper = Some(Reaper::new(exe));
+    /// Sets the reaper that starts every worker and records how each ended, so that recovery
+    /// knows the workers that ended while no mlctl watched them. Model servers and deploy
+    /// steps run its mlctl executable.
+    pub fn set_reaper(&mut self, reaper: Reaper) {
+        self.reaper = Some(reaper);
     }
 
     /// Sets the time workers get between SIGTERM and SIGKILL (default 10s).
@@ -877,15 +877,19 @@ impl Dispatcher<'_> {
         let mut sigterm = signal(SignalKind::terminate()).map_err(RuntimeError::Signals)?;
         let mut tick = tokio::time::interval(Duration::from_millis(50));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // What passes write is one transaction, committed before a process starts (see
-        // `commit_before_start`), and otherwise once no event came for GROUP_COMMIT after the
-        // first uncommitted write: a burst of events (a worker's start, then its exit) is one
-        // commit. Every state a crash can leave is therefore one that statement-by-statement
-        // commits could leave too.
+        // What passes write is one transaction, committed before processes start (the reaper
+        // holds their requests until `send_held`), and otherwise once no event came for
+        // GROUP_COMMIT after the first uncommitted write: a burst of events (a worker's start,
+        // then its exit) is one commit. Every state a crash can leave is therefore one that
+        // statement-by-statement commits could leave too.
         self.rt.store.begin_batch();
+        if let Some(reaper) = &self.rt.reaper {
+            reaper.hold();
+        }
         let passes = async {
             loop {
                 self.flush()?;
+                self.send_held()?;
                 if self.finished() {
                     return Ok(());
                 }
@@ -917,6 +921,9 @@ impl Dispatcher<'_> {
             }
         };
         let passed: Result<(), RuntimeError> = passes.await;
+        if let Some(reaper) = &self.rt.reaper {
+            reaper.stop_holding();
+        }
         // on an error too: what was written before it stays, as without the batch
         let ended = self.rt.store.end_batch();
         passed?;
@@ -1433,8 +1440,25 @@ impl Dispatcher<'_> {
 
     /// Commits what the pass wrote so far before processes start: recovery finds a process
     /// that outlives a killed mlctl through its attempt, which must therefore be stored first.
+    /// Processes that the reaper starts wait for `send_held` instead, which commits first: one
+    /// commit for all the starts of a pass.
     fn commit_before_start(&mut self) -> Result<(), RuntimeError> {
+        if self.rt.reaper.as_ref().is_some_and(Reaper::holding) {
+            return Ok(());
+        }
         Ok(self.rt.store.commit_batch()?)
+    }
+
+    /// Lets the processes that the pass started run: commits what it wrote, then sends their
+    /// requests to the reaper.
+    fn send_held(&mut self) -> Result<(), RuntimeError> {
+        if let Some(reaper) = &self.rt.reaper
+            && reaper.holds_any()
+        {
+            self.rt.store.commit_batch()?;
+            reaper.send_held();
+        }
+        Ok(())
     }
 
     /// Starts the workers of the current attempt of task `index`.

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use mlctl_local::home::Home;
+use mlctl_local::reaper::Reaper;
 use mlctl_local::runtime::{EventKind, MachineOptions, Observer, Runtime};
 
 use crate::exit::{self, Failure};
@@ -55,11 +56,26 @@ pub fn home() -> Result<Home, Failure> {
 
 /// Opens the runtime for this process.
 pub fn open(machine: &MachineArgs) -> Result<Runtime, Failure> {
-    let mut runtime = Runtime::open(home()?, &machine.options()).map_err(runtime_failure)?;
+    open_runtime(machine, false)
+}
+
+/// Opens the runtime for a process that runs workers: their reaper starts while the store
+/// opens, instead of delaying the first worker.
+pub fn open_to_run(machine: &MachineArgs) -> Result<Runtime, Failure> {
+    open_runtime(machine, true)
+}
+
+fn open_runtime(machine: &MachineArgs, early: bool) -> Result<Runtime, Failure> {
+    let home = home()?;
     let exe = std::env::current_exe()
         .context("failed to find the mlctl executable")
         .map_err(runtime_failure)?;
-    runtime.set_exe(exe);
+    let reaper = Reaper::new(exe);
+    if early {
+        reaper.start_early();
+    }
+    let mut runtime = Runtime::open(home, &machine.options()).map_err(runtime_failure)?;
+    runtime.set_reaper(reaper);
     Ok(runtime)
 }
 

@@ -22,7 +22,11 @@ fn failure(e: impl Into<anyhow::Error>) -> Failure {
 }
 
 pub fn run(args: &Args) -> Outcome {
-    let mut runtime = local::open(&MachineArgs::default())?;
+    let mut runtime = if args.detach {
+        local::open(&MachineArgs::default())?
+    } else {
+        local::open_to_run(&MachineArgs::default())?
+    };
     runtime.set_grace(args.grace_period.0);
     let run = runtime
         .store()

@@ -60,7 +60,11 @@ pub fn run(args: &Args) -> Outcome {
         mlctl_core::workload::params(declared, &overrides)
             .map_err(|e| Failure::bad_input(anyhow::anyhow!("{}: {e}", object.id())))?;
     }
-    let mut runtime = local::open(&args.machine)?;
+    let mut runtime = if args.detach {
+        local::open(&args.machine)?
+    } else {
+        local::open_to_run(&args.machine)?
+    };
     runtime.set_grace(args.grace_period.0);
     let orphans = runtime
         .recover()
@@ -129,7 +133,7 @@ pub struct SuperviseArgs {
 }
 
 pub fn supervise(args: &SuperviseArgs) -> Outcome {
-    let mut runtime = local::open(&MachineArgs::default())?;
+    let mut runtime = local::open_to_run(&MachineArgs::default())?;
     let mut printer = Printer::new(args.runs.len());
     let driven = local::block_on(runtime.drive(&args.runs, &mut printer))?
         .map_err(|e| Failure::new(exit::LOCAL_RUNTIME, e))?;
