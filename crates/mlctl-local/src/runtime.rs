@@ -449,7 +449,7 @@ impl Runtime {
         job: &str,
         attempt: &crate::store::AttemptRow,
     ) -> Result<(), RuntimeError> {
-        let dirs = AttemptDirs::new(&self.home, run, job, attempt.number);
+        let dirs = AttemptDirs::existing(&self.home, run, job, attempt.number);
         let processes = self.store.processes(attempt.id)?;
         let workers = self
             .store
@@ -817,7 +817,7 @@ impl Dispatcher<'_> {
                 .iter()
                 .rev()
                 .find(|a| a.phase == "Succeeded")
-                .map(|a| AttemptDirs::new(&self.rt.home, &row.id, &job.name, a.number).work);
+                .map(|a| AttemptDirs::existing(&self.rt.home, &row.id, &job.name, a.number).work);
             history.insert(
                 job.name.clone(),
                 JobHistory {
@@ -1116,7 +1116,7 @@ impl Dispatcher<'_> {
                     &row.as_ref().map_or_else(String::new, |r| r.outputs.clone()),
                 )
                 .unwrap_or_default();
-                let work = AttemptDirs::new(
+                let work = AttemptDirs::existing(
                     &self.rt.home,
                     &run_id,
                     &self.tasks[index].spec.job,

@@ -121,7 +121,21 @@ pub struct AttemptDirs {
 impl AttemptDirs {
     /// The directories of attempt `number` of `job` in `run`.
     pub fn new(home: &Home, run: &str, job: &str, number: u32) -> Self {
-        let root = home.attempt_dir(run, job, number);
+        Self::at(home.attempt_dir(run, job, number))
+    }
+
+    /// The directories of an attempt that may have been made before: those of a run that an
+    /// older mlctl started are where it made them.
+    pub fn existing(home: &Home, run: &str, job: &str, number: u32) -> Self {
+        let dirs = Self::new(home, run, job, number);
+        let nested = home.nested_attempt_dir(run, job, number);
+        if !dirs.root.exists() && nested.is_dir() {
+            return Self::at(nested);
+        }
+        dirs
+    }
+
+    fn at(root: PathBuf) -> Self {
         Self {
             work: root.join("work"),
             outputs: root.join("outputs"),
@@ -366,4 +380,37 @@ pub fn collect_outputs(
                 })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_attempt_is_one_directory_of_its_run_and_older_runs_are_found_where_they_were() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = Home::open(dir.path()).expect("home");
+        let run = home.run_dir("r");
+        let dirs = AttemptDirs::new(&home, "r", "train", 2);
+        assert_eq!(dirs.root, run.join("train-attempt-2"));
+        assert_eq!(dirs.work, run.join("train-attempt-2/work"));
+        assert_eq!(dirs.outputs, run.join("train-attempt-2/outputs"));
+        // nothing made yet: where a new attempt goes
+        assert_eq!(
+            AttemptDirs::existing(&home, "r", "train", 2).root,
+            dirs.root
+        );
+        // an attempt of a run that an earlier mlctl started
+        std::fs::create_dir_all(run.join("train/attempt-2")).expect("mkdir");
+        let old = AttemptDirs::existing(&home, "r", "train", 2);
+        assert_eq!(old.root, run.join("train/attempt-2"));
+        assert_eq!(old.work, run.join("train/attempt-2/work"));
+        assert_eq!(old.log(0), run.join("train/attempt-2/0.log"));
+        // once the attempt's own directory exists, it is the one
+        std::fs::create_dir_all(&dirs.root).expect("mkdir");
+        assert_eq!(
+            AttemptDirs::existing(&home, "r", "train", 2).root,
+            dirs.root
+        );
+    }
 }
