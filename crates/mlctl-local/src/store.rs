@@ -1074,12 +1074,10 @@ pub mod sched_log {
     /// The current epoch: it changes when the log is cleared, which tells every process to
     /// rebuild its scheduler from the new log.
     pub fn epoch(tx: &Connection) -> Result<i64> {
+        // read at every sync: prepared once
         Ok(tx
-            .query_row(
-                "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'sched_epoch'",
-                [],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'sched_epoch'")?
+            .query_row([], |r| r.get(0))
             .optional()?
             .unwrap_or(1))
     }
