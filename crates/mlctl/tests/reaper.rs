@@ -4,17 +4,21 @@
 use std::path::Path;
 use std::time::Duration;
 
-use mlctl_local::process::{Exit, ProcSpec};
+use mlctl_local::process::{Exit, ProcSpec, Spawned};
 use mlctl_local::reaper::Reaper;
 
-/// A worker that leaves `marker` in `dir` when it runs.
-fn marking(dir: &Path, marker: &str) -> ProcSpec {
-    ProcSpec {
+/// Asks `reaper` to start a worker that leaves `marker` in `dir` when it runs (its status
+/// file beside it).
+fn start_marking(reaper: &Reaper, dir: &Path, marker: &str) -> Spawned {
+    let spec = ProcSpec {
         argv: vec!["touch".into(), marker.into()],
         env: Vec::new(),
         cwd: dir.to_path_buf(),
         log: dir.join(format!("{marker}.log")),
-    }
+    };
+    reaper
+        .spawn(&spec, &dir.join(format!("{marker}.status")))
+        .expect("asked for")
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -32,12 +36,8 @@ fn held_requests_start_their_processes_only_once_sent() {
     runtime().block_on(async {
         reaper.hold();
         assert!(!reaper.holds_any());
-        let first = reaper
-            .spawn(&marking(dir.path(), "a"), &dir.path().join("a.status"))
-            .expect("held");
-        let second = reaper
-            .spawn(&marking(dir.path(), "b"), &dir.path().join("b.status"))
-            .expect("held");
+        let first = start_marking(&reaper, dir.path(), "a");
+        let second = start_marking(&reaper, dir.path(), "b");
         assert!(reaper.holds_any());
         // a started reaper would have run `touch` well within this
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -56,9 +56,7 @@ fn held_requests_start_their_processes_only_once_sent() {
             assert!(dir.path().join(name).exists(), "{name} did not run");
         }
         // still holding: the next request waits for the next send
-        let third = reaper
-            .spawn(&marking(dir.path(), "c"), &dir.path().join("c.status"))
-            .expect("held");
+        let third = start_marking(&reaper, dir.path(), "c");
         assert!(reaper.holds_any());
         reaper.send_held();
         assert_eq!(third.ended.await, Exit::Code(0));
@@ -72,9 +70,7 @@ fn requests_held_when_holding_stops_fail_to_start() {
     let reaper = Reaper::new(env!("CARGO_BIN_EXE_mlctl").into());
     runtime().block_on(async {
         reaper.hold();
-        let dropped = reaper
-            .spawn(&marking(dir.path(), "a"), &dir.path().join("a.status"))
-            .expect("held");
+        let dropped = start_marking(&reaper, dir.path(), "a");
         reaper.stop_holding();
         assert!(!reaper.holding());
         let failed = dropped
@@ -86,9 +82,7 @@ fn requests_held_when_holding_stops_fail_to_start() {
             "{failed}"
         );
         // not holding any more: a request is sent at once
-        let sent = reaper
-            .spawn(&marking(dir.path(), "b"), &dir.path().join("b.status"))
-            .expect("sent");
+        let sent = start_marking(&reaper, dir.path(), "b");
         assert_eq!(sent.ended.await, Exit::Code(0));
         assert!(dir.path().join("b").exists());
         assert!(!dir.path().join("a").exists());
