@@ -42,8 +42,22 @@ impl GpuSource for Declared {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Nvml;
 
+/// The devices through which NVML reaches a driver: the NVIDIA driver's control device, or
+/// WSL's GPU device. Without them there is no GPU to find, and the library is not looked for
+/// (the loader tries every directory of its path for it: ~1 ms at every `mlctl run`).
+const DRIVER_DEVICES: [&str; 2] = ["/dev/nvidiactl", "/dev/dxg"];
+
 impl GpuSource for Nvml {
     fn gpus(&self) -> Result<Vec<Gpu>, String> {
+        if !DRIVER_DEVICES
+            .iter()
+            .any(|d| std::path::Path::new(d).exists())
+        {
+            return Err(format!(
+                "NVML is not available: no NVIDIA driver ({} missing)",
+                DRIVER_DEVICES[0]
+            ));
+        }
         let nvml = nvml_wrapper::Nvml::init().map_err(|e| format!("NVML is not available: {e}"))?;
         let count = nvml
             .device_count()
