@@ -139,6 +139,9 @@ pub struct Runtime {
     grace: Duration,
     gpu_note: Option<String>,
     reaper: Option<Reaper>,
+    /// The specs submitted through this runtime, by the id of their stored sources: driving
+    /// their runs does not parse and validate them again.
+    submitted: BTreeMap<i64, ValidatedSpec>,
 }
 
 fn now() -> f64 {
@@ -233,6 +236,7 @@ impl Runtime {
             grace: Duration::from_secs(10),
             gpu_note,
             reaper: None,
+            submitted: BTreeMap::new(),
         })
     }
 
@@ -292,6 +296,7 @@ impl Runtime {
             )
             .unwrap_or_default(),
         )?;
+        self.submitted.insert(sources_id, spec.clone());
         let deployed: Vec<(&str, &str)> = spec
             .pipeline_steps()
             .filter_map(|(o, s)| Some((o.namespace(), s.deploy.as_ref()?.service.as_str())))
@@ -589,6 +594,7 @@ impl Runtime {
         observer: &mut dyn Observer,
     ) -> Result<Driven, RuntimeError> {
         let (tx, rx) = mpsc::unbounded_channel();
+        let specs = std::mem::take(&mut self.submitted);
         let mut d = Dispatcher {
             rt: self,
             observer,
@@ -600,7 +606,7 @@ impl Runtime {
             outbox: Vec::new(),
             tx,
             tail: Tailer::default(),
-            specs: BTreeMap::new(),
+            specs,
             forced: false,
             interrupted: false,
             last_cancel_check: 0.0,
@@ -1537,7 +1543,6 @@ impl Dispatcher<'_> {
         first: u32,
     ) -> Result<(), RuntimeError> {
         let t = &mut self.tasks[index];
-        let run_id = self.runs[t.run].id.clone();
         let a = t.attempt.as_mut().expect("running task has an attempt");
         for (i, s) in started.into_iter().enumerate() {
             let rank = first + u32::try_from(i).unwrap_or(u32::MAX - first);
@@ -1553,13 +1558,6 @@ impl Dispatcher<'_> {
                 Some(name) => a.dirs.sidecar_log(name),
                 None => a.dirs.log(rank),
             };
-            let source = match &sidecar {
-                Some(name) => format!("{}/{name}", t.spec.job),
-                None if t.spec.workers > 1 => format!("{}/{rank}", t.spec.job),
-                None => t.spec.job.clone(),
-            };
-            self.tail
-                .follow(log.clone(), format!("{run_id}\u{0}{source}"), 0);
             a.procs.push(ProcState {
                 rank,
                 sidecar,
@@ -1627,7 +1625,6 @@ impl Dispatcher<'_> {
             Ok(running) => running,
             Err(source) => {
                 p.exit = Some(Exit::Code(-1));
-                self.tail.close(&p.log);
                 let e = task::StartError::Spawn { rank, source };
                 self.fail_attempt(index, Outcome::Error, "FailedToStart", error_chain(&e));
                 return self.maybe_finish_attempt(index);
@@ -1642,6 +1639,15 @@ impl Dispatcher<'_> {
             now(),
         )?;
         p.running = Some((row, pid));
+        // its log is followed from now on: the reaper made it before starting the process
+        let source = match &p.sidecar {
+            Some(name) => format!("{}/{name}", t.spec.job),
+            None if t.spec.workers > 1 => format!("{}/{rank}", t.spec.job),
+            None => t.spec.job.clone(),
+        };
+        let run_id = &self.runs[t.run].id;
+        self.tail
+            .follow(p.log.clone(), format!("{run_id}\u{0}{source}"), 0);
         if a.failure.is_some() || (p.sidecar.is_some() && a.sidecars_stopping) {
             tokio::spawn(process::stop_group(pid, grace));
         }
