@@ -118,6 +118,8 @@ pub struct Reaper {
     next: AtomicU64,
     /// While requests are held (see [`Reaper::hold`]): their ids and lines, not sent yet.
     held: Mutex<Option<(Vec<u64>, String)>>,
+    /// Whether it turns transparent huge pages back on (see [`Reaper::restore_thp`]).
+    restore_thp: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Reaper {
@@ -135,7 +137,14 @@ impl Reaper {
             table: Arc::new(Mutex::new(HashMap::new())),
             next: AtomicU64::new(1),
             held: Mutex::new(None),
+            restore_thp: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Makes a reaper started from now on turn transparent huge pages back on for itself and
+    /// its workers: the dispatcher turned them off for itself, which its children inherit.
+    pub fn restore_thp(&self) {
+        self.restore_thp.store(true, Ordering::Relaxed);
     }
 
     /// The mlctl executable it runs as.
@@ -146,6 +155,11 @@ impl Reaper {
     fn start(&self) -> std::io::Result<Running> {
         let mut child = Command::new(&self.exe)
             .arg("__reaper")
+            .args(
+                self.restore_thp
+                    .load(Ordering::Relaxed)
+                    .then_some("--restore-thp"),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .process_group(0)
@@ -463,9 +477,23 @@ fn start_worker(
     Ok((child, status))
 }
 
+/// Turns transparent huge pages off for this process, which drives workers, unless they were
+/// off already; returns whether it did. mlctl's allocator asks for huge pages, and each 2 MB
+/// region the dispatcher first touched was then zeroed whole: ~7% of the CPU time of a
+/// 200-step pipeline (BENCHMARKS.md), for a heap of a few megabytes. Children inherit the
+/// setting, which the reaper therefore turns back on (see [`Reaper::restore_thp`]).
+pub fn dispatch_without_thp() -> bool {
+    use nix::sys::prctl;
+    matches!(prctl::get_thp_disable(), Ok(false)) && prctl::set_thp_disable(true).is_ok()
+}
+
 /// Runs the reaper (`mlctl __reaper`) until its stdin closes and its workers have ended;
-/// returns its exit code.
-pub fn serve() -> u8 {
+/// returns its exit code. With `restore_thp`, it first turns transparent huge pages back on
+/// (see [`Reaper::restore_thp`]).
+pub fn serve(restore_thp: bool) -> u8 {
+    if restore_thp {
+        let _ = nix::sys::prctl::set_thp_disable(false);
+    }
     let state = Arc::new((Mutex::new(Workers::default()), Condvar::new()));
     let out = Arc::new(Mutex::new(std::io::stdout()));
     let waiter = {

@@ -66,9 +66,17 @@ pub enum Command {
     #[command(name = "__supervise", hide = true)]
     Supervise(cmd::run::SuperviseArgs),
     #[command(name = "__reaper", hide = true)]
-    Reaper,
+    Reaper(ReaperArgs),
     #[command(name = "__deploy", hide = true)]
     Deploy(cmd::deploy::Args),
+}
+
+/// `mlctl __reaper`: starts and waits for the workers of the mlctl that started it.
+#[derive(Debug, clap::Args)]
+pub struct ReaperArgs {
+    /// Turn transparent huge pages back on (the dispatcher turned them off for itself).
+    #[arg(long)]
+    restore_thp: bool,
 }
 
 pub fn main() -> ExitCode {
@@ -93,7 +101,7 @@ pub fn main() -> ExitCode {
         Command::Resume(args) => cmd::resume::run(&args),
         Command::Supervise(args) => cmd::run::supervise(&args),
         Command::Deploy(args) => cmd::deploy::run(&args),
-        Command::Reaper => Ok(mlctl_local::reaper::serve()),
+        Command::Reaper(args) => Ok(mlctl_local::reaper::serve(args.restore_thp)),
         Command::Validate(args) => cmd::validate::run(&args),
         Command::Render(args) => cmd::render::run(&args),
         Command::Schema(args) => cmd::schema::run(&args),

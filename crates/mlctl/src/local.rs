@@ -74,6 +74,10 @@ fn open_runtime(machine: &MachineArgs, early: bool) -> Result<Runtime, Failure> 
     if early {
         reaper.start_early();
     }
+    // after the early start, whose reaper and workers keep the machine's setting
+    if mlctl_local::reaper::dispatch_without_thp() {
+        reaper.restore_thp();
+    }
     let mut runtime = Runtime::open(home, &machine.options()).map_err(runtime_failure)?;
     runtime.set_reaper(reaper);
     Ok(runtime)

@@ -1,5 +1,8 @@
 //! The reaper (`mlctl __reaper`) as the dispatcher drives it: held requests start nothing until
-//! they are sent, and are dropped, failing their starts, when holding stops.
+//! they are sent, and are dropped, failing their starts, when holding stops; workers keep the
+//! machine's transparent huge pages, which their dispatcher turns off for itself.
+
+mod support;
 
 use std::path::Path;
 use std::time::Duration;
@@ -87,4 +90,75 @@ fn requests_held_when_holding_stops_fail_to_start() {
         assert!(dir.path().join("b").exists());
         assert!(!dir.path().join("a").exists());
     });
+}
+
+/// Whether transparent huge pages are on (`1`) or turned off (`0`) for a process, from the
+/// `THP_enabled` line of its `/proc/PID/status`.
+fn thp_enabled(status: &str) -> String {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("THP_enabled:"))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_else(|| panic!("no THP_enabled line in {status}"))
+}
+
+/// This test process's setting: the machine's, which workers are to keep.
+fn own_thp() -> String {
+    thp_enabled(&std::fs::read_to_string("/proc/self/status").expect("own status"))
+}
+
+#[test]
+fn workers_keep_the_huge_pages_setting_that_their_dispatcher_turns_off_for_itself() {
+    let env = support::Env::new();
+    env.spec(
+        "probe.yaml",
+        "apiVersion: mlctl.dev/v1alpha1\nkind: Pipeline\nmetadata: {name: thp}\nspec:\n  steps:\n    probe:\n      run: [sh, -c, 'grep THP_enabled /proc/self/status; d=$(cut -d\" \" -f4 /proc/$PPID/stat); grep THP_enabled /proc/$d/status']\n",
+    );
+    let out = env.run(&["-f", "probe.yaml"]);
+    assert!(out.status.success(), "{}", support::text(&out));
+    // the step's own setting, then its dispatcher's (the parent of its reaper)
+    let seen: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("[probe] "))
+        .map(thp_enabled)
+        .collect();
+    assert_eq!(seen, [own_thp(), "0".to_string()]);
+}
+
+#[test]
+fn a_reaper_started_after_its_dispatcher_turned_huge_pages_off_turns_them_back_on() {
+    let machine = own_thp();
+    // as `mlctl run` does: off for this process, unless they were off already
+    let turned_off = mlctl_local::reaper::dispatch_without_thp();
+    assert_eq!(turned_off, machine == "1");
+    assert_eq!(own_thp(), "0");
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (restore, expected) in [(false, "0".to_string()), (true, machine)] {
+        let reaper = Reaper::new(env!("CARGO_BIN_EXE_mlctl").into());
+        if restore && turned_off {
+            reaper.restore_thp();
+        }
+        let log = dir.path().join(format!("{restore}.log"));
+        let spec = ProcSpec {
+            argv: vec![
+                "grep".into(),
+                "THP_enabled".into(),
+                "/proc/self/status".into(),
+            ],
+            env: Vec::new(),
+            cwd: dir.path().to_path_buf(),
+            log: log.clone(),
+        };
+        runtime().block_on(async {
+            let spawned = reaper
+                .spawn(&spec, &dir.path().join(format!("{restore}.status")))
+                .expect("asked for");
+            assert_eq!(spawned.ended.await, Exit::Code(0));
+        });
+        let seen = thp_enabled(&std::fs::read_to_string(&log).expect("log"));
+        assert_eq!(
+            seen, expected,
+            "a worker of a reaper told to restore: {restore}"
+        );
+    }
 }
