@@ -462,7 +462,7 @@ impl Store {
     /// Commits the writes grouped so far; later writes start a new group.
     pub fn commit_batch(&self) -> Result<()> {
         if !self.conn.is_autocommit() {
-            self.conn.execute_batch("COMMIT")?;
+            self.conn.prepare_cached("COMMIT")?.execute([])?;
         }
         self.opened.set(None);
         Ok(())
@@ -486,7 +486,9 @@ impl Store {
     /// Opens the batch's transaction before its first write.
     fn writing(&self) -> rusqlite::Result<()> {
         if self.batching.get() && self.conn.is_autocommit() {
-            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            // prepared once, like every statement of the hot paths (a batch is begun and
+            // committed at most once per pass of the dispatcher)
+            self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
             self.opened.set(Some(std::time::Instant::now()));
         }
         Ok(())
