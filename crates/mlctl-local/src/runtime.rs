@@ -247,6 +247,11 @@ impl Runtime {
         self.reaper = Some(reaper);
     }
 
+    /// The reaper, when one is set.
+    pub fn reaper(&self) -> Option<&Reaper> {
+        self.reaper.as_ref()
+    }
+
     /// Sets the time workers get between SIGTERM and SIGKILL (default 10s).
     pub fn set_grace(&mut self, grace: Duration) {
         self.grace = grace;

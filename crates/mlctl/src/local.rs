@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use mlctl_local::home::Home;
 use mlctl_local::reaper::Reaper;
-use mlctl_local::runtime::{EventKind, MachineOptions, Observer, Runtime};
+use mlctl_local::runtime::{Driven, EventKind, MachineOptions, Observer, Runtime};
 
 use crate::exit::{self, Failure};
 
@@ -74,10 +74,6 @@ fn open_runtime(machine: &MachineArgs, early: bool) -> Result<Runtime, Failure> 
     if early {
         reaper.start_early();
     }
-    // after the early start, whose reaper and workers keep the machine's setting
-    if mlctl_local::reaper::dispatch_without_thp() {
-        reaper.restore_thp();
-    }
     let mut runtime = Runtime::open(home, &machine.options()).map_err(runtime_failure)?;
     runtime.set_reaper(reaper);
     Ok(runtime)
@@ -87,6 +83,23 @@ fn open_runtime(machine: &MachineArgs, early: bool) -> Result<Runtime, Failure> 
 pub fn store() -> Result<mlctl_local::store::Store, Failure> {
     let home = home()?;
     mlctl_local::store::Store::open(&home.db()).map_err(runtime_failure)
+}
+
+/// Drives `runs` until they end: this process is their dispatcher from now on. It turns
+/// transparent huge pages off for itself here, after any supervisor was started, because
+/// children inherit the setting; its reaper keeps the machine's for the workers (started
+/// before, or told to restore it).
+pub fn drive(
+    runtime: &mut Runtime,
+    runs: &[String],
+    observer: &mut dyn Observer,
+) -> Result<Driven, Failure> {
+    if mlctl_local::reaper::dispatch_without_thp()
+        && let Some(reaper) = runtime.reaper()
+    {
+        reaper.restore_thp();
+    }
+    block_on(runtime.drive(runs, observer))?.map_err(runtime_failure)
 }
 
 /// A single-threaded tokio runtime for a command.
@@ -264,7 +277,7 @@ impl Observer for Printer {
 
 /// Prints how each driven run ended and returns the exit code: 130 when Ctrl-C stopped them,
 /// 1 when one did not succeed.
-pub fn conclude(driven: &mlctl_local::runtime::Driven) -> u8 {
+pub fn conclude(driven: &Driven) -> u8 {
     for r in &driven.runs {
         let detail = if r.message.is_empty() || r.message == "cancelled" {
             String::new()

@@ -107,22 +107,44 @@ fn own_thp() -> String {
     thp_enabled(&std::fs::read_to_string("/proc/self/status").expect("own status"))
 }
 
+/// A pipeline whose step prints its own `THP_enabled` line, then its dispatcher's (the parent
+/// of its reaper).
+const PROBE: &str = "apiVersion: mlctl.dev/v1alpha1\nkind: Pipeline\nmetadata: {name: thp}\nspec:\n  steps:\n    probe:\n      run: [sh, -c, 'grep THP_enabled /proc/self/status; d=$(cut -d\" \" -f4 /proc/$PPID/stat); grep THP_enabled /proc/$d/status']\n";
+
+/// The settings that the probe step printed, from lines that end with its output.
+fn probed(output: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(output)
+        .lines()
+        .filter_map(|l| {
+            l.split_once("THP_enabled:")
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .collect()
+}
+
 #[test]
 fn workers_keep_the_huge_pages_setting_that_their_dispatcher_turns_off_for_itself() {
     let env = support::Env::new();
-    env.spec(
-        "probe.yaml",
-        "apiVersion: mlctl.dev/v1alpha1\nkind: Pipeline\nmetadata: {name: thp}\nspec:\n  steps:\n    probe:\n      run: [sh, -c, 'grep THP_enabled /proc/self/status; d=$(cut -d\" \" -f4 /proc/$PPID/stat); grep THP_enabled /proc/$d/status']\n",
-    );
+    env.spec("probe.yaml", PROBE);
     let out = env.run(&["-f", "probe.yaml"]);
     assert!(out.status.success(), "{}", support::text(&out));
-    // the step's own setting, then its dispatcher's (the parent of its reaper)
-    let seen: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.strip_prefix("[probe] "))
-        .map(thp_enabled)
-        .collect();
-    assert_eq!(seen, [own_thp(), "0".to_string()]);
+    assert_eq!(probed(&out.stdout), [own_thp(), "0".to_string()]);
+}
+
+#[test]
+fn workers_of_a_detached_run_keep_the_huge_pages_setting_too() {
+    // the supervisor is started by the submitting mlctl, whose setting it inherits
+    let env = support::Env::new();
+    env.spec("probe.yaml", PROBE);
+    let out = env.run(&["--detach", "-f", "probe.yaml"]);
+    assert!(out.status.success(), "{}", support::text(&out));
+    let run = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    support::wait_until("the detached run ends", Duration::from_secs(60), || {
+        env.json(&["get", "runs"])[0]["phase"] == "Succeeded"
+    });
+    let logs = env.mlctl().args(["logs", &run]).output().expect("logs");
+    assert!(logs.status.success(), "{}", support::text(&logs));
+    assert_eq!(probed(&logs.stdout), [own_thp(), "0".to_string()]);
 }
 
 #[test]

@@ -34,8 +34,11 @@ pub fn run(args: &Args) -> Outcome {
     let mut runtime = local::open(&local::MachineArgs::default())?;
     let orphans = runtime.recover().map_err(failure)?;
     if orphans.contains(&run.id) {
-        local::block_on(runtime.drive(std::slice::from_ref(&run.id), &mut local::Printer::new(1)))?
-            .map_err(failure)?;
+        local::drive(
+            &mut runtime,
+            std::slice::from_ref(&run.id),
+            &mut local::Printer::new(1),
+        )?;
     }
     if args.no_wait {
         crate::outln!("run {} is being cancelled", run.id);

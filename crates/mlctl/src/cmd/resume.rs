@@ -61,7 +61,6 @@ pub fn run(args: &Args) -> Outcome {
     }
     eprintln!("resuming run {}", run.id);
     let mut printer = Printer::new(1);
-    let driven = local::block_on(runtime.drive(std::slice::from_ref(&run.id), &mut printer))?
-        .map_err(failure)?;
+    let driven = local::drive(&mut runtime, std::slice::from_ref(&run.id), &mut printer)?;
     Ok(local::conclude(&driven))
 }

@@ -112,8 +112,7 @@ pub fn run(args: &Args) -> Outcome {
         eprintln!("note: {note}; declare GPUs with --gpus N to run GPU jobs on this machine");
     }
     let mut printer = Printer::new(ids.len());
-    let driven = local::block_on(runtime.drive(&ids, &mut printer))?
-        .map_err(|e| Failure::new(exit::LOCAL_RUNTIME, e))?;
+    let driven = local::drive(&mut runtime, &ids, &mut printer)?;
     Ok(local::conclude(&driven))
 }
 
@@ -135,7 +134,6 @@ pub struct SuperviseArgs {
 pub fn supervise(args: &SuperviseArgs) -> Outcome {
     let mut runtime = local::open_to_run(&MachineArgs::default())?;
     let mut printer = Printer::new(args.runs.len());
-    let driven = local::block_on(runtime.drive(&args.runs, &mut printer))?
-        .map_err(|e| Failure::new(exit::LOCAL_RUNTIME, e))?;
+    let driven = local::drive(&mut runtime, &args.runs, &mut printer)?;
     Ok(local::conclude(&driven))
 }
