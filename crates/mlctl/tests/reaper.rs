@@ -92,13 +92,22 @@ fn requests_held_when_holding_stops_fail_to_start() {
     });
 }
 
-/// Whether transparent huge pages are on (`1`) or turned off (`0`) for a process, from the
-/// `THP_enabled` line of its `/proc/PID/status`.
+/// The `THP_enabled` values in `text`, one per line that has one: `1` where transparent huge
+/// pages are on for the process, `0` where they were turned off (`/proc/PID/status` has one
+/// such line).
+fn thp_values(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| {
+            l.split_once("THP_enabled:")
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .collect()
+}
+
+/// The setting of a process, from its `/proc/PID/status`.
 fn thp_enabled(status: &str) -> String {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("THP_enabled:"))
-        .map(|v| v.trim().to_string())
+    thp_values(status)
+        .pop()
         .unwrap_or_else(|| panic!("no THP_enabled line in {status}"))
 }
 
@@ -113,13 +122,7 @@ const PROBE: &str = "apiVersion: mlctl.dev/v1alpha1\nkind: Pipeline\nmetadata: {
 
 /// The settings that the probe step printed, from lines that end with its output.
 fn probed(output: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(output)
-        .lines()
-        .filter_map(|l| {
-            l.split_once("THP_enabled:")
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .collect()
+    thp_values(&String::from_utf8_lossy(output))
 }
 
 #[test]
