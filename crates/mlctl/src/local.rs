@@ -65,6 +65,12 @@ pub fn open_to_run(machine: &MachineArgs) -> Result<Runtime, Failure> {
     open_runtime(machine, true)
 }
 
+/// Opens the runtime for `run` or `resume`: a detached one only submits (its supervisor runs
+/// the workers), any other runs them here.
+pub fn open_for(machine: &MachineArgs, detach: bool) -> Result<Runtime, Failure> {
+    open_runtime(machine, !detach)
+}
+
 fn open_runtime(machine: &MachineArgs, early: bool) -> Result<Runtime, Failure> {
     let home = home()?;
     let exe = std::env::current_exe()

@@ -22,11 +22,7 @@ fn failure(e: impl Into<anyhow::Error>) -> Failure {
 }
 
 pub fn run(args: &Args) -> Outcome {
-    let mut runtime = if args.detach {
-        local::open(&MachineArgs::default())?
-    } else {
-        local::open_to_run(&MachineArgs::default())?
-    };
+    let mut runtime = local::open_for(&MachineArgs::default(), args.detach)?;
     runtime.set_grace(args.grace_period.0);
     let run = runtime
         .store()

@@ -60,11 +60,7 @@ pub fn run(args: &Args) -> Outcome {
         mlctl_core::workload::params(declared, &overrides)
             .map_err(|e| Failure::bad_input(anyhow::anyhow!("{}: {e}", object.id())))?;
     }
-    let mut runtime = if args.detach {
-        local::open(&args.machine)?
-    } else {
-        local::open_to_run(&args.machine)?
-    };
+    let mut runtime = local::open_for(&args.machine, args.detach)?;
     runtime.set_grace(args.grace_period.0);
     let orphans = runtime
         .recover()
