@@ -3,12 +3,12 @@
 //!
 //! ```text
 //! state.db                                  runs, attempts, processes, events, scheduler log
-//! runs/<run>/<job>-attempt-<n>/work/        working directory (a view of the spec directory)
-//! runs/<run>/<job>-attempt-<n>/outputs/     $MLCTL_OUTPUTS
-//! runs/<run>/<job>-attempt-<n>/<rank>.log     a worker's output (a sidecar's: <name>.log)
-//! runs/<run>/<job>-attempt-<n>/<rank>.status  its pid, then how it ended (the reaper's)
+//! runs/<run>/<job>-attempt-<n>/             working directory (a view of the spec directory)
+//! runs/<run>/<job>-attempt-<n>.outputs/     $MLCTL_OUTPUTS
+//! runs/<run>/<job>-attempt-<n>.<rank>.log     a worker's output (a sidecar's: .<name>.log)
+//! runs/<run>/<job>-attempt-<n>.<rank>.status  its pid, then how it ended (the reaper's)
 //! runs/<run>/supervisor.log                 a detached run's own messages
-//! runs/<run>/<job>-attempt-<n>/volumes/<v>/ `emptyDir` volumes
+//! runs/<run>/<job>-attempt-<n>.volumes/<v>/ `emptyDir` volumes
 //! volumes/<claim>/                          `claim` volumes: outlive runs
 //! configmaps/<name>/                        `configMap` volumes
 //! secrets/<secret>/<key>                    values of secret references and `secret` volumes
@@ -70,9 +70,10 @@ impl Home {
         self.root.join("runs").join(run)
     }
 
-    /// The directory of one attempt of a job of a run: one level below the run's, because
-    /// every directory is a `mkdir` at the start of a step, the costliest part of preparing
-    /// it. The name is unambiguous: the attempt is the number after the last `-attempt-`.
+    /// The working directory of one attempt of a job of a run, whose other files are beside
+    /// it (see `task::AttemptDirs`): one level below the run's, because every directory is a
+    /// `mkdir` at the start of a step, the costliest part of preparing it. The name is
+    /// unambiguous: the attempt is the number after the last `-attempt-`.
     pub fn attempt_dir(&self, run: &str, job: &str, attempt: u32) -> PathBuf {
         self.run_dir(run).join(format!("{job}-attempt-{attempt}"))
     }

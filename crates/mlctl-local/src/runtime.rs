@@ -472,16 +472,7 @@ impl Runtime {
         // workers are ranks 0..workers; sidecars are numbered after them
         let mut ranks: std::collections::BTreeSet<u32> = (0..workers).collect();
         ranks.extend(processes.iter().map(|p| p.rank));
-        for entry in std::fs::read_dir(&dirs.root)
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(rank) = name.strip_suffix(".status").and_then(|r| r.parse().ok()) {
-                ranks.insert(rank);
-            }
-        }
+        ranks.extend(dirs.ranks_with_status());
         for rank in ranks {
             let row = processes.iter().find(|p| p.rank == rank);
             if rank >= workers {

@@ -107,55 +107,112 @@ pub struct LocalVolume {
     pub mount: Option<String>,
 }
 
-/// The directories of one attempt.
+/// The paths of one attempt. Its working directory is named after it in its run's directory,
+/// and its other files are beside it, named `<working directory>.<file>`: a directory of the
+/// attempt's own around them would be one `mkdir` more at the start of every step, the costliest
+/// thing a step's start does (BENCHMARKS.md).
 #[derive(Debug, Clone)]
 pub struct AttemptDirs {
-    /// The attempt's directory.
-    pub root: PathBuf,
     /// Working directory (the view).
     pub work: PathBuf,
     /// `$MLCTL_OUTPUTS`.
     pub outputs: PathBuf,
+    /// Where the attempt's other files are.
+    files: Files,
+}
+
+/// Where an attempt's logs, status files and scratch volumes are.
+#[derive(Debug, Clone)]
+enum Files {
+    /// Beside the working directory `<dir>/<stem>`: `<dir>/<stem>.<file>`.
+    Beside { dir: PathBuf, stem: String },
+    /// In a directory of the attempt's own (`<root>/<file>`, with `<root>/work` and
+    /// `<root>/outputs`), where mlctl kept them until 2026-11-29.
+    In(PathBuf),
 }
 
 impl AttemptDirs {
-    /// The directories of attempt `number` of `job` in `run`.
+    /// The paths of attempt `number` of `job` in `run`.
     pub fn new(home: &Home, run: &str, job: &str, number: u32) -> Self {
-        Self::at(home.attempt_dir(run, job, number))
+        let work = home.attempt_dir(run, job, number);
+        let dir = home.run_dir(run);
+        let stem = work
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Self {
+            outputs: dir.join(format!("{stem}.outputs")),
+            work,
+            files: Files::Beside { dir, stem },
+        }
     }
 
-    /// The directories of an attempt that may have been made before: those of a run that an
-    /// older mlctl started are where it made them.
+    /// The paths of an attempt that may have been made before: those of a run that an older
+    /// mlctl started are where it made them. An attempt of this layout makes its outputs
+    /// directory before its working directory, so that it is recognised from the moment it
+    /// has either.
     pub fn existing(home: &Home, run: &str, job: &str, number: u32) -> Self {
         let dirs = Self::new(home, run, job, number);
-        let nested = home.nested_attempt_dir(run, job, number);
-        if !dirs.root.exists() && nested.is_dir() {
-            return Self::at(nested);
+        if dirs.outputs.is_dir() {
+            return dirs;
         }
-        dirs
+        // a real directory, not a link of a view to a project's `outputs`
+        let is_dir = |p: &Path| p.symlink_metadata().is_ok_and(|m| m.is_dir());
+        let older = [dirs.work.clone(), home.nested_attempt_dir(run, job, number)];
+        match older.into_iter().find(|root| is_dir(&root.join("outputs"))) {
+            Some(root) => Self {
+                work: root.join("work"),
+                outputs: root.join("outputs"),
+                files: Files::In(root),
+            },
+            None => dirs,
+        }
     }
 
-    fn at(root: PathBuf) -> Self {
-        Self {
-            work: root.join("work"),
-            outputs: root.join("outputs"),
-            root,
+    /// The attempt's file `name`.
+    fn file(&self, name: &str) -> PathBuf {
+        match &self.files {
+            Files::Beside { dir, stem } => dir.join(format!("{stem}.{name}")),
+            Files::In(root) => root.join(name),
         }
     }
 
     /// The log file of worker `rank`.
     pub fn log(&self, rank: u32) -> PathBuf {
-        self.root.join(format!("{rank}.log"))
+        self.file(&format!("{rank}.log"))
     }
 
     /// Where the reaper records worker `rank`: its pid, then how it ended.
     pub fn status(&self, rank: u32) -> PathBuf {
-        self.root.join(format!("{rank}.status"))
+        self.file(&format!("{rank}.status"))
     }
 
     /// The log file of the sidecar `name`.
     pub fn sidecar_log(&self, name: &str) -> PathBuf {
-        self.root.join(format!("{name}.log"))
+        self.file(&format!("{name}.log"))
+    }
+
+    /// The directory of the attempt's scratch volume (`emptyDir`) `name`.
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        self.file("volumes").join(name)
+    }
+
+    /// The ranks that have a status file: the reaper started them.
+    pub fn ranks_with_status(&self) -> Vec<u32> {
+        let (dir, prefix) = match &self.files {
+            Files::Beside { dir, stem } => (dir, format!("{stem}.")),
+            Files::In(root) => (root, String::new()),
+        };
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name();
+                let rank = name.to_str()?.strip_prefix(&prefix)?;
+                rank.strip_suffix(".status")?.parse().ok()
+            })
+            .collect()
     }
 }
 
@@ -214,13 +271,13 @@ fn prepare(home: &Home, spec: &TaskSpec, dirs: &AttemptDirs) -> Result<Prepared,
             source,
         })
     };
-    // the attempt's own directory first: creating `work` in it is then one `mkdir`
-    prepare(&dirs.root, std::fs::create_dir_all(&dirs.root))?;
+    // the outputs first: they tell an attempt of this layout from an older one (see
+    // `AttemptDirs::existing`)
+    prepare(&dirs.outputs, std::fs::create_dir_all(&dirs.outputs))?;
     prepare(
         &dirs.work,
         process::make_view(&spec.spec_dir, &dirs.work, home.root()),
     )?;
-    prepare(&dirs.outputs, std::fs::create_dir_all(&dirs.outputs))?;
     let cwd = match &spec.working_dir {
         Some(sub) => dirs.work.join(sub),
         None => dirs.work.clone(),
@@ -231,10 +288,7 @@ fn prepare(home: &Home, spec: &TaskSpec, dirs: &AttemptDirs) -> Result<Prepared,
         dirs.outputs.display().to_string(),
     ));
     for v in &spec.volumes {
-        let dir = v
-            .dir
-            .clone()
-            .unwrap_or_else(|| dirs.root.join("volumes").join(&v.name));
+        let dir = v.dir.clone().unwrap_or_else(|| dirs.scratch(&v.name));
         prepare(&dir, std::fs::create_dir_all(&dir))?;
         if let Some(mount) = &v.mount {
             let link = cwd.join(mount);
@@ -387,30 +441,55 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_attempt_is_one_directory_of_its_run_and_older_runs_are_found_where_they_were() {
+    fn an_attempt_is_a_working_directory_with_its_files_beside_it_and_older_ones_are_found() {
         let dir = tempfile::tempdir().expect("tempdir");
         let home = Home::open(dir.path()).expect("home");
         let run = home.run_dir("r");
         let dirs = AttemptDirs::new(&home, "r", "train", 2);
-        assert_eq!(dirs.root, run.join("train-attempt-2"));
-        assert_eq!(dirs.work, run.join("train-attempt-2/work"));
-        assert_eq!(dirs.outputs, run.join("train-attempt-2/outputs"));
+        assert_eq!(dirs.work, run.join("train-attempt-2"));
+        assert_eq!(dirs.outputs, run.join("train-attempt-2.outputs"));
+        assert_eq!(dirs.log(0), run.join("train-attempt-2.0.log"));
+        assert_eq!(dirs.status(1), run.join("train-attempt-2.1.status"));
+        assert_eq!(
+            dirs.sidecar_log("dask-scheduler"),
+            run.join("train-attempt-2.dask-scheduler.log")
+        );
+        assert_eq!(dirs.scratch("tmp"), run.join("train-attempt-2.volumes/tmp"));
+        let found = |home: &Home| {
+            let d = AttemptDirs::existing(home, "r", "train", 2);
+            let log = d.log(0);
+            (d.work, d.outputs, log)
+        };
+        let this = (dirs.work.clone(), dirs.outputs.clone(), dirs.log(0));
         // nothing made yet: where a new attempt goes
+        assert_eq!(found(&home), this);
+        // an attempt of a run that mlctl started before 2026-11-29
+        std::fs::create_dir_all(run.join("train/attempt-2/outputs")).expect("mkdir");
+        let nested = run.join("train/attempt-2");
         assert_eq!(
-            AttemptDirs::existing(&home, "r", "train", 2).root,
-            dirs.root
+            found(&home),
+            (
+                nested.join("work"),
+                nested.join("outputs"),
+                nested.join("0.log")
+            )
         );
-        // an attempt of a run that an earlier mlctl started
-        std::fs::create_dir_all(run.join("train/attempt-2")).expect("mkdir");
-        let old = AttemptDirs::existing(&home, "r", "train", 2);
-        assert_eq!(old.root, run.join("train/attempt-2"));
-        assert_eq!(old.work, run.join("train/attempt-2/work"));
-        assert_eq!(old.log(0), run.join("train/attempt-2/0.log"));
-        // once the attempt's own directory exists, it is the one
-        std::fs::create_dir_all(&dirs.root).expect("mkdir");
+        // one of an attempt directory holding it all: found before the nested one
+        let root = run.join("train-attempt-2");
+        std::fs::create_dir_all(root.join("outputs")).expect("mkdir");
+        std::fs::write(root.join("3.status"), "pid 1 2\n").expect("write");
+        let older = AttemptDirs::existing(&home, "r", "train", 2);
         assert_eq!(
-            AttemptDirs::existing(&home, "r", "train", 2).root,
-            dirs.root
+            (older.work.clone(), older.outputs.clone(), older.log(0)),
+            (root.join("work"), root.join("outputs"), root.join("0.log"))
         );
+        assert_eq!(older.ranks_with_status(), vec![3]);
+        // once the outputs beside it exist, the attempt is one of this layout, whatever its
+        // working directory holds (here, a real `outputs` directory a step made)
+        std::fs::create_dir_all(&dirs.outputs).expect("mkdir");
+        assert_eq!(found(&home), this);
+        std::fs::write(dirs.status(0), "pid 1 2\n").expect("write");
+        std::fs::write(run.join("train-attempt-20.5.status"), "").expect("write");
+        assert_eq!(dirs.ranks_with_status(), vec![0]);
     }
 }
