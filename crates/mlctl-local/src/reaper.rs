@@ -1,13 +1,13 @@
 //! The reaper: one process per dispatcher (`mlctl __reaper`, started before the store opens by the
 //! commands that run workers, or else at the first worker) that starts every worker and waits for
 //! it, so that how a worker ended is known even when the mlctl that started it was killed
-//! meanwhile: a recovering mlctl then finishes the attempt from the status files (and does not run
-//! a succeeded step twice).
+//! meanwhile: a recovering mlctl then finishes the attempt from the status records (and does not
+//! run a succeeded step twice).
 //!
 //! The dispatcher sends one JSON request per line on the reaper's stdin (argv, environment, working
 //! directory, log and status file); the reaper starts the worker in its own process group, with its
 //! output appended to the log, and answers on stdout with `started ID PID START` or `failed ID
-//! MESSAGE`; when the worker ends it appends the ending to the worker's status file and answers
+//! MESSAGE`; when the worker ends it appends the ending to the status file and answers
 //! `exited ID code N` or `exited ID signal N`. The dispatcher does not wait for the `started`
 //! answer: it prepares the next worker while the reaper starts this one. It holds the requests of
 //! each of its passes back until it has committed what the pass stored (see [`Reaper::hold`]), then
@@ -15,11 +15,14 @@
 //! sent to workers do not reach it. When its stdin closes (the dispatcher exited, or was killed) it
 //! starts nothing more, waits for the workers it started and exits.
 //!
-//! A status file is one file of lines, each written by one `write`: `pid PID START` (the
-//! worker's pid and start time: recovery stops a worker that no mlctl recorded), then how it
-//! ended. One process per dispatcher rather than one shim per worker, and one file per worker:
-//! a process start and every new file cost the machine more than the worker `true` itself
-//! (BENCHMARKS.md, "local runtime").
+//! A status file is a file of lines, each written by one `write` in append mode, shared by the
+//! workers of a run (`<run>/workers.status`): `KEY pid PID START` (the worker's pid and start
+//! time: recovery stops a worker that no mlctl recorded), then `KEY code N` or `KEY signal N`,
+//! `KEY` naming the worker (`<job>-attempt-<n>.<rank>`). The order of the endings is the order
+//! of the reaps, which tells the first failure of a gang. One process per dispatcher rather than
+//! one shim per worker, and one file per run rather than one per worker: a process start and
+//! every new file cost the machine more than the worker `true` itself (BENCHMARKS.md, "local
+//! runtime").
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -37,16 +40,53 @@ use tokio::sync::oneshot;
 use crate::process::{self, Exit, ProcSpec, SpawnError, Spawned};
 use crate::{error_chain, lock};
 
-/// The complete lines of a status file as (kind, value).
-fn lines(path: &Path) -> Vec<(String, String)> {
+/// Where the reaper records one worker: the lines of the file `path` that start with `key` and
+/// a space, in the file of a run's workers; or every line of it when `key` is empty, in a file
+/// of the worker's own (as mlctl kept them until 2026-11-29, and as recovery still reads them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusFile {
+    /// The file.
+    pub path: PathBuf,
+    /// The worker's key in it (`<job>-attempt-<n>.<rank>`).
+    #[serde(default)]
+    pub key: String,
+}
+
+/// The complete lines of a status file.
+fn lines(path: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     // a line without its newline is still being written
     let complete = text.rfind('\n').map_or("", |end| &text[..end]);
-    complete
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    complete.lines().map(str::to_string).collect()
+}
+
+/// A line of a file of several workers as (key, rest).
+fn keyed(line: &str) -> Option<(&str, &str)> {
+    line.split_once(' ')
+}
+
+impl StatusFile {
+    /// This worker's lines as (kind, value).
+    fn entries(&self) -> Vec<(String, String)> {
+        lines(&self.path)
+            .iter()
+            .filter_map(|line| match self.key.as_str() {
+                "" => Some(line.as_str()),
+                key => keyed(line).filter(|(k, _)| *k == key).map(|(_, rest)| rest),
+            })
+            .filter_map(|l| l.split_once(' '))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// Appends `line` for this worker in one `write` (a reader sees all of it or none).
+    fn record(&self, file: &std::fs::File, line: &str) {
+        let line = match self.key.as_str() {
+            "" => format!("{line}\n"),
+            key => format!("{key} {line}\n"),
+        };
+        let _ = (&mut &*file).write_all(line.as_bytes());
+    }
 }
 
 fn parse_end(kind: &str, value: &str) -> Option<Exit> {
@@ -65,23 +105,43 @@ fn end_text(exit: Exit) -> String {
 }
 
 /// Reads how a worker ended from its status file: none while it runs.
-pub fn read_status(path: &Path) -> Option<Exit> {
-    lines(path)
+pub fn read_status(status: &StatusFile) -> Option<Exit> {
+    status
+        .entries()
         .iter()
         .find_map(|(kind, value)| parse_end(kind, value))
 }
 
-/// Reads the pid and start time of the worker of a status file.
-pub fn read_pid(path: &Path) -> Option<(u32, u64)> {
-    lines(path).into_iter().find_map(|(kind, value)| {
+/// Reads the pid and start time of a worker from its status file.
+pub fn read_pid(status: &StatusFile) -> Option<(u32, u64)> {
+    status.entries().into_iter().find_map(|(kind, value)| {
         let (pid, start) = value.split_once(' ').filter(|_| kind == "pid")?;
         Some((pid.parse().ok()?, start.parse().ok()?))
     })
 }
 
-/// Appends `line` to a status file in one `write` (a reader sees all of it or none).
-fn record(file: &mut std::fs::File, line: &str) {
-    let _ = file.write_all(format!("{line}\n").as_bytes());
+/// The keys of the workers recorded in the file of several workers `path`.
+pub fn keys(path: &Path) -> Vec<String> {
+    let mut keys: Vec<String> = lines(path)
+        .iter()
+        .filter_map(|line| keyed(line).map(|(k, _)| k.to_string()))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// The endings recorded in the file of several workers `path`, in the order they were
+/// recorded, as (key, exit).
+pub fn endings(path: &Path) -> Vec<(String, Exit)> {
+    lines(path)
+        .iter()
+        .filter_map(|line| {
+            let (key, rest) = keyed(line)?;
+            let (kind, value) = rest.split_once(' ')?;
+            Some((key.to_string(), parse_end(kind, value)?))
+        })
+        .collect()
 }
 
 /// What the dispatcher asks the reaper to start.
@@ -89,7 +149,7 @@ fn record(file: &mut std::fs::File, line: &str) {
 struct Request {
     id: u64,
     spec: ProcSpec,
-    status: PathBuf,
+    status: StatusFile,
 }
 
 /// The dispatcher's side of a request in flight.
@@ -243,7 +303,7 @@ impl Reaper {
     /// Asks the reaper to start `spec` and record its ending to `status`. Returns once the
     /// request is sent, or held: the caller does other work while the reaper starts the
     /// process.
-    pub fn spawn(&self, spec: &ProcSpec, status: &Path) -> Result<Spawned, SpawnError> {
+    pub fn spawn(&self, spec: &ProcSpec, status: &StatusFile) -> Result<Spawned, SpawnError> {
         if spec.argv.is_empty() {
             return Err(SpawnError::EmptyCommand);
         }
@@ -260,7 +320,7 @@ impl Reaper {
         let request = Request {
             id,
             spec: spec.clone(),
-            status: status.to_path_buf(),
+            status: status.clone(),
         };
         let sent = serde_json::to_string(&request)
             .map_err(std::io::Error::other)
@@ -382,8 +442,8 @@ async fn read_answers(stdout: tokio::net::unix::pipe::Receiver, table: Table) {
 /// The reaper's own state.
 #[derive(Default)]
 struct Workers {
-    /// Running workers by pid: the request and the status file.
-    running: HashMap<u32, (u64, std::fs::File)>,
+    /// Running workers by pid: the request, where it records them, and that file.
+    running: HashMap<u32, (u64, StatusFile, Arc<std::fs::File>)>,
     /// The dispatcher closed the reaper's stdin.
     closed: bool,
 }
@@ -450,19 +510,48 @@ impl Programs {
     }
 }
 
+/// The status files the reaper has open: those of several workers (one per run), kept open.
+#[derive(Default)]
+struct StatusFiles(HashMap<PathBuf, Arc<std::fs::File>>);
+
+impl StatusFiles {
+    /// The file `status` is in, opened for appending (created if missing).
+    fn open(&mut self, status: &StatusFile) -> Result<Arc<std::fs::File>, String> {
+        let open = || {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&status.path)
+                .map(Arc::new)
+                .map_err(|e| {
+                    format!(
+                        "failed to open the status file {}: {e}",
+                        status.path.display()
+                    )
+                })
+        };
+        // a worker's own file is closed once the worker is reaped
+        if status.key.is_empty() {
+            return open();
+        }
+        if let Some(file) = self.0.get(&status.path) {
+            return Ok(file.clone());
+        }
+        let file = open()?;
+        self.0.insert(status.path.clone(), file.clone());
+        Ok(file)
+    }
+}
+
 fn start_worker(
     request: &Request,
     programs: &mut Programs,
-) -> Result<(Child, std::fs::File), String> {
+    files: &mut StatusFiles,
+) -> Result<(Child, Arc<std::fs::File>), String> {
     let spec = &request.spec;
     let found = programs.find(spec);
     let mut command = process::command(spec, found.as_deref()).map_err(|e| error_chain(&e))?;
-    let status = std::fs::File::create(&request.status).map_err(|e| {
-        format!(
-            "failed to create the status file {}: {e}",
-            request.status.display()
-        )
-    })?;
+    let status = files.open(&request.status)?;
     let spawned = match command.spawn() {
         // the file found before is gone: search the PATH again
         Err(e) if found.is_some() && e.kind() == std::io::ErrorKind::NotFound => {
@@ -501,6 +590,7 @@ pub fn serve(restore_thp: bool) -> u8 {
         std::thread::spawn(move || wait_for_workers(&state, &out))
     };
     let mut programs = Programs::default();
+    let mut files = StatusFiles::default();
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
         let Ok(request) = serde_json::from_str::<Request>(&line) else {
@@ -510,12 +600,16 @@ pub fn serve(restore_thp: bool) -> u8 {
         let (lock_, wake) = &*state;
         // holds the table while starting, so that the waiter finds every worker it reaps
         let mut workers = lock(lock_);
-        match start_worker(&request, &mut programs) {
-            Ok((child, mut status)) => {
+        match start_worker(&request, &mut programs, &mut files) {
+            Ok((child, file)) => {
                 let pid = child.id();
                 let start_time = process::start_time(pid).unwrap_or(0);
-                record(&mut status, &format!("pid {pid} {start_time}"));
-                workers.running.insert(pid, (request.id, status));
+                request
+                    .status
+                    .record(&file, &format!("pid {pid} {start_time}"));
+                workers
+                    .running
+                    .insert(pid, (request.id, request.status, file));
                 // said before the table is let go: its ending is said after it
                 say(&out, &format!("started {} {pid} {start_time}", request.id));
                 drop(workers);
@@ -559,11 +653,11 @@ fn wait_for_workers(state: &(Mutex<Workers>, Condvar), out: &Mutex<std::io::Stdo
         let Ok(pid) = u32::try_from(pid.as_raw()) else {
             continue;
         };
-        let Some((id, mut status)) = lock(lock_).running.remove(&pid) else {
+        let Some((id, status, file)) = lock(lock_).running.remove(&pid) else {
             continue;
         };
         let end = end_text(exit);
-        record(&mut status, &end);
+        status.record(&file, &end);
         say(out, &format!("exited {id} {end}"));
     }
 }
@@ -575,13 +669,53 @@ mod tests {
     #[test]
     fn status_lines_are_read_once_complete() {
         let dir = tempfile::tempdir().expect("tmp");
-        let path = dir.path().join("0.status");
-        std::fs::write(&path, "pid 12 34\ncode 3").expect("write");
-        assert_eq!(read_pid(&path), Some((12, 34)));
-        assert_eq!(read_status(&path), None, "a line being written is not read");
-        std::fs::write(&path, "pid 12 34\nsignal 9\n").expect("write");
-        assert_eq!(read_status(&path), Some(Exit::Signal(9)));
-        assert_eq!(read_status(&dir.path().join("none")), None);
+        let own = StatusFile {
+            path: dir.path().join("0.status"),
+            key: String::new(),
+        };
+        std::fs::write(&own.path, "pid 12 34\ncode 3").expect("write");
+        assert_eq!(read_pid(&own), Some((12, 34)));
+        assert_eq!(read_status(&own), None, "a line being written is not read");
+        std::fs::write(&own.path, "pid 12 34\nsignal 9\n").expect("write");
+        assert_eq!(read_status(&own), Some(Exit::Signal(9)));
+        let none = StatusFile {
+            path: dir.path().join("none"),
+            key: String::new(),
+        };
+        assert_eq!(read_status(&none), None);
+    }
+
+    #[test]
+    fn a_file_of_several_workers_keeps_each_apart_and_its_endings_in_order() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("workers.status");
+        let worker = |key: &str| StatusFile {
+            path: path.clone(),
+            key: key.to_string(),
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .expect("open");
+        let (a, a1) = (worker("a-attempt-1.0"), worker("a-attempt-1.1"));
+        a.record(&file, "pid 10 100");
+        a1.record(&file, "pid 11 110");
+        a1.record(&file, "signal 9");
+        a.record(&file, "code 3");
+        assert_eq!(read_pid(&a), Some((10, 100)));
+        assert_eq!(read_pid(&a1), Some((11, 110)));
+        assert_eq!(read_status(&a), Some(Exit::Code(3)));
+        assert_eq!(read_status(&a1), Some(Exit::Signal(9)));
+        assert_eq!(read_status(&worker("a-attempt-1.2")), None);
+        assert_eq!(keys(&path), vec!["a-attempt-1.0", "a-attempt-1.1"]);
+        assert_eq!(
+            endings(&path),
+            vec![
+                ("a-attempt-1.1".to_string(), Exit::Signal(9)),
+                ("a-attempt-1.0".to_string(), Exit::Code(3)),
+            ]
+        );
     }
 
     /// A script in `dir` called `name` that says `says`.
@@ -602,7 +736,10 @@ mod tests {
                 cwd: dir.to_path_buf(),
                 log: dir.join("0.log"),
             },
-            status: dir.join("0.status"),
+            status: StatusFile {
+                path: dir.join("workers.status"),
+                key: "w.0".into(),
+            },
         }
     }
 
@@ -647,7 +784,8 @@ mod tests {
         let mut programs = Programs::default();
         let run = |programs: &mut Programs| {
             let request = request(dir.path(), &["prog"], &path);
-            let (mut child, _) = start_worker(&request, programs).expect("start");
+            let (mut child, _) =
+                start_worker(&request, programs, &mut StatusFiles::default()).expect("start");
             assert!(child.wait().expect("wait").success());
         };
         run(&mut programs);

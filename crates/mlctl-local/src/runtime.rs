@@ -1813,27 +1813,22 @@ impl Dispatcher<'_> {
         if self.rt.reaper.is_none() || a.failure.is_some() {
             return (rank, exit);
         }
-        let ended = |r: u32| {
-            std::fs::metadata(a.dirs.status(r))
-                .and_then(|m| m.modified())
-                .ok()
-        };
-        let mut first = (ended(rank), rank, exit);
-        for p in a
+        // the workers whose failure may come first: this one, and those not heard of yet
+        let candidates: Vec<(String, u32)> = a
             .procs
             .iter()
-            .filter(|p| p.sidecar.is_none() && p.exit.is_none() && p.rank != rank)
-        {
-            if let Some(e) = reaper::read_status(&a.dirs.status(p.rank))
-                && !e.success()
-            {
-                let at = ended(p.rank);
-                if at.is_some() && (first.0.is_none() || at < first.0) {
-                    first = (at, p.rank, e);
-                }
-            }
-        }
-        (first.1, first.2)
+            .filter(|p| p.sidecar.is_none() && (p.rank == rank || p.exit.is_none()))
+            .map(|p| (a.dirs.status(p.rank).key, p.rank))
+            .collect();
+        // the reaper records endings in the order it reaps them
+        reaper::endings(&a.dirs.status(rank).path)
+            .into_iter()
+            .filter(|(_, e)| !e.success())
+            .find_map(|(key, e)| {
+                let (_, r) = candidates.iter().find(|(k, _)| *k == key)?;
+                Some((*r, if *r == rank { exit } else { e }))
+            })
+            .unwrap_or((rank, exit))
     }
 
     /// Records the first failure of the current attempt and stops its workers.

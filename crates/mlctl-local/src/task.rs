@@ -10,7 +10,7 @@ use mlctl_core::spec::common::Retries;
 
 use crate::home::Home;
 use crate::process::{self, ProcSpec, Spawned};
-use crate::reaper::Reaper;
+use crate::reaper::{Reaper, StatusFile};
 
 /// What to run for one job.
 #[derive(Debug, Clone)]
@@ -121,7 +121,10 @@ pub struct AttemptDirs {
     files: Files,
 }
 
-/// Where an attempt's logs, status files and scratch volumes are.
+/// The file, in a run's directory, where the reaper records the run's workers.
+const WORKERS_STATUS: &str = "workers.status";
+
+/// Where an attempt's logs, status records and scratch volumes are.
 #[derive(Debug, Clone)]
 enum Files {
     /// Beside the working directory `<dir>/<stem>`: `<dir>/<stem>.<file>`.
@@ -182,9 +185,20 @@ impl AttemptDirs {
         self.file(&format!("{rank}.log"))
     }
 
-    /// Where the reaper records worker `rank`: its pid, then how it ended.
-    pub fn status(&self, rank: u32) -> PathBuf {
-        self.file(&format!("{rank}.status"))
+    /// Where the reaper records worker `rank`: its pid, then how it ended. In the file of
+    /// every worker of the run (`<run>/workers.status`), not one of the worker's own: a file
+    /// less to create at every step's start.
+    pub fn status(&self, rank: u32) -> StatusFile {
+        match &self.files {
+            Files::Beside { dir, stem } => StatusFile {
+                path: dir.join(WORKERS_STATUS),
+                key: format!("{stem}.{rank}"),
+            },
+            Files::In(root) => StatusFile {
+                path: root.join(format!("{rank}.status")),
+                key: String::new(),
+            },
+        }
     }
 
     /// The log file of the sidecar `name`.
@@ -197,22 +211,24 @@ impl AttemptDirs {
         self.file("volumes").join(name)
     }
 
-    /// The ranks that have a status file: the reaper started them.
+    /// The ranks the reaper recorded: it started them.
     pub fn ranks_with_status(&self) -> Vec<u32> {
-        let (dir, prefix) = match &self.files {
-            Files::Beside { dir, stem } => (dir, format!("{stem}.")),
-            Files::In(root) => (root, String::new()),
-        };
-        std::fs::read_dir(dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|entry| {
-                let name = entry.file_name();
-                let rank = name.to_str()?.strip_prefix(&prefix)?;
-                rank.strip_suffix(".status")?.parse().ok()
-            })
-            .collect()
+        match &self.files {
+            Files::Beside { dir, stem } => crate::reaper::keys(&dir.join(WORKERS_STATUS))
+                .iter()
+                .filter_map(|key| key.strip_prefix(stem.as_str())?.strip_prefix('.'))
+                .filter_map(|rank| rank.parse().ok())
+                .collect(),
+            Files::In(root) => std::fs::read_dir(root)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|entry| {
+                    let name = entry.file_name();
+                    name.to_str()?.strip_suffix(".status")?.parse().ok()
+                })
+                .collect(),
+        }
     }
 }
 
@@ -449,7 +465,13 @@ mod tests {
         assert_eq!(dirs.work, run.join("train-attempt-2"));
         assert_eq!(dirs.outputs, run.join("train-attempt-2.outputs"));
         assert_eq!(dirs.log(0), run.join("train-attempt-2.0.log"));
-        assert_eq!(dirs.status(1), run.join("train-attempt-2.1.status"));
+        assert_eq!(
+            dirs.status(1),
+            StatusFile {
+                path: run.join("workers.status"),
+                key: "train-attempt-2.1".into()
+            }
+        );
         assert_eq!(
             dirs.sidecar_log("dask-scheduler"),
             run.join("train-attempt-2.dask-scheduler.log")
@@ -484,12 +506,23 @@ mod tests {
             (root.join("work"), root.join("outputs"), root.join("0.log"))
         );
         assert_eq!(older.ranks_with_status(), vec![3]);
+        assert_eq!(
+            older.status(3),
+            StatusFile {
+                path: root.join("3.status"),
+                key: String::new()
+            }
+        );
         // once the outputs beside it exist, the attempt is one of this layout, whatever its
         // working directory holds (here, a real `outputs` directory a step made)
         std::fs::create_dir_all(&dirs.outputs).expect("mkdir");
         assert_eq!(found(&home), this);
-        std::fs::write(dirs.status(0), "pid 1 2\n").expect("write");
-        std::fs::write(run.join("train-attempt-20.5.status"), "").expect("write");
-        assert_eq!(dirs.ranks_with_status(), vec![0]);
+        // the ranks of this attempt in the file of the run's workers, not those of another
+        std::fs::write(
+            run.join("workers.status"),
+            "train-attempt-20.5 pid 1 2\ntrain-attempt-2.0 pid 3 4\ntrain-attempt-2.4 pid 5 6\n",
+        )
+        .expect("write");
+        assert_eq!(dirs.ranks_with_status(), vec![0, 4]);
     }
 }

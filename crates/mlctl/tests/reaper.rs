@@ -8,10 +8,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use mlctl_local::process::{Exit, ProcSpec, Spawned};
-use mlctl_local::reaper::Reaper;
+use mlctl_local::reaper::{Reaper, StatusFile};
 
-/// Asks `reaper` to start a worker that leaves `marker` in `dir` when it runs (its status
-/// file beside it).
+/// Asks `reaper` to start a worker that leaves `marker` in `dir` when it runs (recorded in
+/// the status file of `dir`'s workers).
 fn start_marking(reaper: &Reaper, dir: &Path, marker: &str) -> Spawned {
     let spec = ProcSpec {
         argv: vec!["touch".into(), marker.into()],
@@ -20,7 +20,13 @@ fn start_marking(reaper: &Reaper, dir: &Path, marker: &str) -> Spawned {
         log: dir.join(format!("{marker}.log")),
     };
     reaper
-        .spawn(&spec, &dir.join(format!("{marker}.status")))
+        .spawn(
+            &spec,
+            &StatusFile {
+                path: dir.join("workers.status"),
+                key: marker.into(),
+            },
+        )
         .expect("asked for")
 }
 
@@ -44,7 +50,7 @@ fn held_requests_start_their_processes_only_once_sent() {
         assert!(reaper.holds_any());
         // a started reaper would have run `touch` well within this
         tokio::time::sleep(Duration::from_millis(300)).await;
-        for name in ["a", "b", "a.status", "b.status"] {
+        for name in ["a", "b", "workers.status"] {
             assert!(
                 !dir.path().join(name).exists(),
                 "{name} exists before the send"
@@ -176,7 +182,13 @@ fn a_reaper_started_after_its_dispatcher_turned_huge_pages_off_turns_them_back_o
         };
         runtime().block_on(async {
             let spawned = reaper
-                .spawn(&spec, &dir.path().join(format!("{restore}.status")))
+                .spawn(
+                    &spec,
+                    &StatusFile {
+                        path: dir.path().join("workers.status"),
+                        key: restore.to_string(),
+                    },
+                )
                 .expect("asked for");
             assert_eq!(spawned.ended.await, Exit::Code(0));
         });
