@@ -6,7 +6,7 @@
 //! runs/<run>/<job>-attempt-<n>/             working directory (a view of the spec directory)
 //! runs/<run>/<job>-attempt-<n>.outputs/     $MLCTL_OUTPUTS
 //! runs/<run>/<job>-attempt-<n>.<rank>.log     a worker's output (a sidecar's: .<name>.log)
-//! runs/<run>/<job>-attempt-<n>.<rank>.status  its pid, then how it ended (the reaper's)
+//! runs/<run>/workers.status                 every worker's pid, then how it ended (the reaper's)
 //! runs/<run>/supervisor.log                 a detached run's own messages
 //! runs/<run>/<job>-attempt-<n>.volumes/<v>/ `emptyDir` volumes
 //! volumes/<claim>/                          `claim` volumes: outlive runs
