@@ -41,8 +41,8 @@ use crate::process::{self, Exit, ProcSpec, SpawnError, Spawned};
 use crate::{error_chain, lock};
 
 /// Where the reaper records one worker: the lines of the file `path` that start with `key` and
-/// a space, in the file of a run's workers; or every line of it when `key` is empty, in a file
-/// of the worker's own (as mlctl kept them until 2026-11-29, and as recovery still reads them).
+/// a space, in the file of a run's workers. Recovery also reads the files of one worker each
+/// that mlctl wrote until 2026-11-29: `key` is then empty, and every line is the worker's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusFile {
     /// The file.
@@ -81,11 +81,7 @@ impl StatusFile {
 
     /// Appends `line` for this worker in one `write` (a reader sees all of it or none).
     fn record(&self, file: &std::fs::File, line: &str) {
-        let line = match self.key.as_str() {
-            "" => format!("{line}\n"),
-            key => format!("{key} {line}\n"),
-        };
-        let _ = (&mut &*file).write_all(line.as_bytes());
+        let _ = (&mut &*file).write_all(format!("{} {line}\n", self.key).as_bytes());
     }
 }
 
@@ -300,9 +296,9 @@ impl Reaper {
         }
     }
 
-    /// Asks the reaper to start `spec` and record its ending to `status`. Returns once the
-    /// request is sent, or held: the caller does other work while the reaper starts the
-    /// process.
+    /// Asks the reaper to start `spec` and record its ending to `status` (a file of several
+    /// workers: its key names this one). Returns once the request is sent, or held: the
+    /// caller does other work while the reaper starts the process.
     pub fn spawn(&self, spec: &ProcSpec, status: &StatusFile) -> Result<Spawned, SpawnError> {
         if spec.argv.is_empty() {
             return Err(SpawnError::EmptyCommand);
@@ -510,34 +506,27 @@ impl Programs {
     }
 }
 
-/// The status files the reaper has open: those of several workers (one per run), kept open.
+/// The status files the reaper has open (one per run), kept open.
 #[derive(Default)]
 struct StatusFiles(HashMap<PathBuf, Arc<std::fs::File>>);
 
 impl StatusFiles {
     /// The file `status` is in, opened for appending (created if missing).
     fn open(&mut self, status: &StatusFile) -> Result<Arc<std::fs::File>, String> {
-        let open = || {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&status.path)
-                .map(Arc::new)
-                .map_err(|e| {
-                    format!(
-                        "failed to open the status file {}: {e}",
-                        status.path.display()
-                    )
-                })
-        };
-        // a worker's own file is closed once the worker is reaped
-        if status.key.is_empty() {
-            return open();
-        }
         if let Some(file) = self.0.get(&status.path) {
             return Ok(file.clone());
         }
-        let file = open()?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&status.path)
+            .map(Arc::new)
+            .map_err(|e| {
+                format!(
+                    "failed to open the status file {}: {e}",
+                    status.path.display()
+                )
+            })?;
         self.0.insert(status.path.clone(), file.clone());
         Ok(file)
     }
