@@ -306,6 +306,9 @@ def main() -> None:
             f"{'par=1 ms/step':>14} {'true loop ms/step':>18} {'kfp s':>8} {'kfp ms/step':>12} {'kfp/mlctl':>10} {'kfp/mlctl par=1':>16}"
         )
         print(head)
+        # kfp's process outside its timer, and what the ratios would be counting it
+        setup = statistics.median(uncounted)
+        whole = []
         for n in sizes:
             wall = ours[n].median()
             overhead = (wall - LAYERS * true_cost[n]) / n
@@ -319,6 +322,7 @@ def main() -> None:
                 f"{1000 * true_cost[n]:>18.2f} {k:>7.1f}{mark or ' '} {1000 * k / n:>11.1f}{mark or ' '} "
                 f"{k / wall:>9.0f}x {k / serial[n].median():>15.0f}x"
             )
+            whole.append(f"{k + setup:.1f} s / {wall:.3f} s = {(k + setup) / wall:.0f}x at {n} steps")
         extra = [n for n in sorted(kfp) if n not in sizes]
         for n in extra:
             print(
@@ -329,17 +333,10 @@ def main() -> None:
                 "* extrapolated: kfp was not run on this size (estimated over --kfp-max-seconds); "
                 "linear fit of the measured sizes"
             )
-        setup = statistics.median(uncounted)
-        whole = []
-        for n in sizes:
-            k = (kfp[n].median() if n in kfp else extrapolated[n]) + setup
-            wall = ours[n].median()
-            whole.append(f"{k:.1f} s / {wall:.3f} s = {k / wall:.0f}x at {n} steps")
         print(
             "kfp's process outside its timer (the interpreter's start, `import kfp`, "
             f"`local.init()`, exit): {setup:.2f} s a run (median); counting it, as mlctl's start "
-            "and exit are "
-            f"counted, kfp / mlctl would be {', '.join(whole)}"
+            f"and exit are counted, kfp / mlctl would be {', '.join(whole)}"
         )
         print(
             "overhead = (wall - 10 x one `true` spawn for the critical path) / steps; cpu = user+sys of "
