@@ -404,7 +404,9 @@ impl Store {
         // Plans do not depend on the values bound to a statement. Without this, SQLite (built
         // with STAT4) prepares a statement again whenever a value it may plan by changes: the
         // scheduler log's `seq > ?` was parsed and planned anew at every sync, ~3% of the
-        // dispatcher's CPU in a pipeline. Every statement here is a lookup by key or index.
+        // dispatcher's CPU in a pipeline. The statements here look rows up by key or index,
+        // whatever the value; the one `LIKE` (a run found by a prefix of its id) scans `runs`
+        // either way, since `LIKE` ignores case and the key's collation does not.
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         // Readers (`mlctl get`) must not write: the journal mode and the schema are changed
